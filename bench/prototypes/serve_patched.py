@@ -1,0 +1,276 @@
+"""Run ``liver-cds`` with prototype patches applied, to measure a proposed change.
+
+Usage (normally through the benchmark, which passes the same arguments)::
+
+    .venv/bin/python bench/run.py --workloads w1 --patch gcfreeze,gcparse
+    .venv/bin/python bench/prototypes/serve_patched.py --patch gcfreeze serve --port 8000
+
+``service/`` is not edited: each patch replaces one function or adds one call at start-up
+in this process only, so the HTTP benchmark can compare the service as it is with the
+service as it would be after the change. A patch is either a *prototype* of a proposed
+change (``docs/readme/performance.md`` lists them with the gain measured this way) or a
+*probe* that removes a piece of work to measure what it costs (``nodepth``, ``noaudit``,
+...): probes are not proposals, they only put a price on a stage.
+
+Prototypes
+  skim          parse the request with ``bench/prototypes/skim.py``: msgspec skims the
+                body, probes each resource's type and codes, and builds dicts
+                (orjson) only for the resources the rules read.
+  gcfreeze      after start-up, ``gc.collect(); gc.freeze()``: the ~100k long-lived objects
+                of the imported modules, card content and settings move to the permanent
+                generation, so full collections triggered by request garbage stop
+                scanning them.
+  gcparse       ``gc.disable()`` around ``orjson.loads`` in ``parse_json``: a JSON document
+                cannot contain a reference cycle, so collections triggered while orjson
+                allocates tens of thousands of dicts can only scan live objects.
+  gcthreshold=N ``gc.set_threshold(N, 10, 10)`` at start-up (default N is 700): fewer young
+                collections per request.
+  auditlinger=S the audit writer waits S seconds (default 0.05) after the first queued
+                record before it writes, so records of calls that arrive one after the
+                other share one transaction instead of paying one each.
+
+Probes (cost of a stage; not proposals)
+  nodepth       skip the JSON nesting-depth scan (orjson's own 1024-level cap remains).
+  nodupcheck    skip the repeated patientId/fhirServer key check.
+  noaudit       ``store.audit`` does nothing (no audit row, no aiosqlite thread work).
+  nometrics     Prometheus counters and histograms of the hook call do nothing.
+  gcstats=FILE  time every garbage collection (gc.callbacks) and write, at exit, the
+                count and total pause per generation to FILE as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def _after_start(action: Callable[[], None]) -> None:
+    """Run ``action`` once the app's lifespan start-up has opened everything."""
+    import service.app as app_module
+
+    original = app_module._start
+
+    async def patched(*args: Any, **kwargs: Any) -> None:
+        await original(*args, **kwargs)
+        action()
+
+    app_module._start = patched  # type: ignore[assignment]
+
+
+def gcfreeze(_: str) -> None:
+    def freeze() -> None:
+        gc.collect()
+        gc.freeze()
+
+    _after_start(freeze)
+
+
+def gcparse(_: str) -> None:
+    import orjson
+
+    import service.app as app_module
+    from service.protocol import jsonbody
+    from service.protocol.errors import BadRequest
+
+    def parse_json(body: bytes, *, max_depth: int) -> Any:
+        if not body.strip():
+            raise BadRequest("request body is empty; expected a JSON object")
+        depth = jsonbody.json_depth(body, max_depth)
+        if depth > max_depth:
+            raise BadRequest(f"JSON is nested more than {max_depth} levels deep")
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise BadRequest(f"request body is not valid JSON: {exc}") from None
+        finally:
+            if enabled:
+                gc.enable()
+
+    jsonbody.parse_json = parse_json
+    app_module.parse_json = parse_json  # type: ignore[assignment]
+
+
+def skim(_: str) -> None:
+    import orjson
+
+    import service.app as app_module
+    from bench.prototypes.skim import skim_json
+    from service.protocol import jsonbody
+    from service.protocol.errors import BadRequest
+
+    def full(body: bytes) -> Any:
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise BadRequest(f"request body is not valid JSON: {exc}") from None
+
+    def parse_json(body: bytes, *, max_depth: int) -> Any:
+        if not body.strip():
+            raise BadRequest("request body is empty; expected a JSON object")
+        depth = jsonbody.json_depth(body, max_depth)
+        if depth > max_depth:
+            raise BadRequest(f"JSON is nested more than {max_depth} levels deep")
+        return skim_json(body, full)
+
+    jsonbody.parse_json = parse_json
+    app_module.parse_json = parse_json  # type: ignore[assignment]
+
+
+def gcthreshold(value: str) -> None:
+    threshold = int(value or 10_000)
+    _after_start(lambda: gc.set_threshold(threshold, 10, 10))
+
+
+def auditlinger(value: str) -> None:
+    import asyncio
+
+    from service.store.audit_writer import AuditRecord, AuditWriter
+
+    linger_s = float(value or 0.05)
+
+    async def _run(self: AuditWriter) -> None:
+        # AuditWriter._run with one added line: the linger after the first record.
+        while True:
+            first = await self._queue.get()
+            batch: list[AuditRecord] = []
+            stop = first is None
+            if first is not None:
+                batch.append(first)
+                if self._queue.qsize() < self._max_batch and not self._closing:
+                    await asyncio.sleep(linger_s)  # the prototype's change
+            while not stop and len(batch) < self._max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    break
+                if item is None:
+                    stop = True
+                else:
+                    batch.append(item)
+            try:
+                if batch:
+                    await self._write_reliably(batch)
+            finally:
+                for record in batch:
+                    self._pending_cards.subtract(record.card_uuids)
+                    for card in record.card_uuids:
+                        if self._pending_cards[card] <= 0:
+                            del self._pending_cards[card]
+                for _ in range(len(batch) + (1 if stop else 0)):
+                    self._queue.task_done()
+            if stop:
+                return
+
+    AuditWriter._run = _run  # type: ignore[method-assign]
+
+
+def nodepth(_: str) -> None:
+    from service.protocol import jsonbody
+
+    jsonbody.json_depth = lambda body, limit: 0
+
+
+def nodupcheck(_: str) -> None:
+    import service.app as app_module
+
+    app_module.check_repeated_envelope_keys = lambda body: None  # type: ignore[assignment]
+
+
+def noaudit(_: str) -> None:
+    from service.store.sql import SqlStore
+
+    SqlStore.audit = lambda self, record: None  # type: ignore[method-assign]
+
+
+def nometrics(_: str) -> None:
+    import service.app as app_module
+
+    class _Nothing:
+        def labels(self, **_: str) -> _Nothing:
+            return self
+
+        def inc(self, amount: float = 1) -> None:
+            return None
+
+        def observe(self, amount: float) -> None:
+            return None
+
+    app_module.HOOK_CALLS = _Nothing()  # type: ignore[assignment]
+    app_module.HOOK_LATENCY = _Nothing()  # type: ignore[assignment]
+
+
+def gcstats(path: str) -> None:
+    import atexit
+    import json
+    import time
+
+    starts: dict[int, float] = {}
+    totals: dict[int, list[float]] = {0: [0, 0.0], 1: [0, 0.0], 2: [0, 0.0]}
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        generation = info["generation"]
+        if phase == "start":
+            starts[generation] = time.perf_counter()
+        elif generation in starts:
+            totals[generation][0] += 1
+            totals[generation][1] += time.perf_counter() - starts.pop(generation)
+
+    def write() -> None:
+        data = {
+            f"gen{g}": {"collections": int(n), "seconds": round(s, 6)}
+            for g, (n, s) in totals.items()
+        }
+        Path(path or "gcstats.json").write_text(json.dumps(data))
+
+    gc.callbacks.append(callback)
+    atexit.register(write)
+
+
+PATCHES: dict[str, Callable[[str], None]] = {
+    "gcfreeze": gcfreeze,
+    "gcparse": gcparse,
+    "gcthreshold": gcthreshold,
+    "skim": skim,
+    "auditlinger": auditlinger,
+    "nodepth": nodepth,
+    "nodupcheck": nodupcheck,
+    "noaudit": noaudit,
+    "nometrics": nometrics,
+    "gcstats": gcstats,
+}
+
+
+def apply(spec: str) -> list[str]:
+    """Apply the comma-separated patches of ``spec`` (``name`` or ``name=value``)."""
+    applied = []
+    for item in filter(None, (s.strip() for s in spec.split(","))):
+        name, _, value = item.partition("=")
+        if name not in PATCHES:
+            raise SystemExit(f"unknown patch {name!r}; known: {', '.join(PATCHES)}")
+        PATCHES[name](value)
+        applied.append(item)
+    return applied
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--patch", default="", help="comma-separated patches")
+    args, rest = parser.parse_known_args()
+    apply(args.patch)
+    from service.cli import main as cli_main
+
+    return cli_main(rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

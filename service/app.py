@@ -1,0 +1,589 @@
+"""The ASGI application: routes, middleware and lifespan, wired in one place.
+
+``create_app(settings)`` lists every route and middleware explicitly (nothing is
+discovered) and opens, in the lifespan, what lives as long as the process: the store
+(feedback and the audit writer), the authenticator and its HTTP client, and the pooled
+FHIR clients. Shutdown closes them in reverse order of use: no more FHIR fetches, then
+the store, whose ``close`` writes every queued audit record. uvicorn stops accepting
+connections and lets in-flight calls finish before it runs the lifespan shutdown.
+
+A hook call flows one way (``shared/spec/architecture.md``)::
+
+    size limit -> service id -> authentication -> media type -> body read (counted)
+      -> JSON parse and depth -> request shape -> fhirServer policy
+      -> prefetch / FHIR fetch -> clinical assessment -> cards -> response (+ audit)
+
+Authentication comes before the body is read so that an unauthenticated caller cannot
+make the service read and parse megabytes; the declared size is checked even earlier.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import traceback
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from service import observability
+from service.clinical.engine import assess
+from service.fhir import prefetch
+from service.fhir.client import FhirClients
+from service.observability import FEEDBACK_ITEMS, HOOK_CALLS, HOOK_LATENCY, get_logger
+from service.openapi import openapi_document
+from service.protocol import (
+    SERVICES,
+    HookRequest,
+    NotFound,
+    PreconditionFailed,
+    ProtocolError,
+    ServiceDeclaration,
+    discovery_document,
+    find_service,
+    parse_feedback,
+    parse_hook_request,
+)
+from service.protocol.audit import card_ids
+from service.protocol.errors import BadRequest, shorten
+from service.protocol.jsonbody import (
+    check_content_type,
+    check_declared_length,
+    check_repeated_envelope_keys,
+    parse_json,
+    read_body,
+)
+from service.protocol.responses import error_response, json_response, unauthorized
+from service.render.cards import RenderContext, render_cards
+from service.render.content import load_content
+from service.security import (
+    AuthenticationError,
+    Authenticator,
+    ClientIdentity,
+    FhirServerNotAllowed,
+    build_authenticator,
+    check_fhir_server,
+)
+from service.settings import Settings
+from service.store import open_store
+from service.store.base import AuditRecord, Store
+
+log = get_logger("app")
+
+Clock = Callable[[], datetime]
+
+READY_TIMEOUT_S = 2.0
+"""How long ``/readyz`` waits for the database before answering 503."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Unauthorized(Exception):
+    """Authentication failed; answered with a bare 401 (the reason is already logged)."""
+
+
+class _StoreUnavailable(Exception):
+    """Feedback could not be stored; answered with 503 so the EHR retries."""
+
+
+@dataclass
+class Runtime:
+    """What the lifespan opens and the handlers use; empty until start-up completes."""
+
+    settings: Settings
+    clock: Clock
+    store: Store | None = None
+    authenticator: Authenticator | None = None
+    fhir_clients: FhirClients | None = None
+    ruleset_version: str | None = None
+    """Version of the card content (``cards/``) in use, recorded with every audit row."""
+    started: bool = False
+    stopping: bool = False
+    in_flight: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    @contextlib.contextmanager
+    def track(self) -> Iterator[None]:
+        """Mark the current request as in flight, so a shutdown waits for it."""
+        task = asyncio.current_task()
+        if task is not None:
+            self.in_flight.add(task)
+        try:
+            yield
+        finally:
+            if task is not None:
+                self.in_flight.discard(task)
+
+    def require(self) -> tuple[Store, FhirClients]:
+        if not self.started or self.store is None or self.fhir_clients is None:
+            raise RuntimeError("the application has not started (lifespan not run)")
+        return self.store, self.fhir_clients
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    store: Store | None = None,
+    authenticator: Authenticator | None = None,
+    clock: Clock | None = None,
+    http_transport: httpx.AsyncBaseTransport | None = None,
+) -> Starlette:
+    """Build the service.
+
+    ``settings`` defaults to ``Settings.from_env()``. The keyword arguments replace what
+    the lifespan would otherwise open, for tests and embedding: ``store`` instead of
+    ``open_store(settings)``, ``authenticator`` instead of ``build_authenticator(...)``,
+    ``clock`` (UTC now) for the evaluation time, and ``http_transport`` for every
+    outgoing HTTP request (FHIR servers and JWKS). An injected store is still closed at
+    shutdown: the application owns what it runs on.
+    """
+    settings = settings if settings is not None else Settings.from_env()
+    runtime = Runtime(settings=settings, clock=clock or utc_now)
+    handlers = _Handlers(runtime)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            await _start(runtime, stack, store, authenticator, http_transport)
+            try:
+                yield
+            finally:
+                runtime.stopping = True
+                if runtime.in_flight:  # embedded servers that do not drain first
+                    await asyncio.wait(set(runtime.in_flight), timeout=settings.call_budget_s)
+                runtime.started = False
+                log.info("shutting down: closing FHIR clients, flushing audit, closing store")
+
+    routes: list[BaseRoute] = [
+        Route("/cds-services", handlers.discovery, methods=["GET"], name="discovery"),
+        Route("/cds-services/{service_id}", handlers.hook, methods=["POST"], name="hook"),
+        Route(
+            "/cds-services/{service_id}/feedback",
+            handlers.feedback,
+            methods=["POST"],
+            name="feedback",
+        ),
+        Route("/healthz", handlers.healthz, methods=["GET"], name="healthz"),
+        Route("/readyz", handlers.readyz, methods=["GET"], name="readyz"),
+        Route("/openapi.json", handlers.openapi, methods=["GET"], name="openapi"),
+    ]
+    if settings.metrics_enabled:
+        routes.append(observability.metrics_route())
+    if settings.demo_enabled:
+        from service.demo import demo_routes
+
+        routes.extend(demo_routes(settings))
+
+    middleware = [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type"],
+            max_age=600,
+        )
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: _http_exception},
+    )
+    app.state.runtime = runtime
+    return app
+
+
+def create_app_from_env() -> Starlette:
+    """Factory for ``uvicorn --factory`` (``--workers`` > 1): settings from the environment."""
+    return create_app(Settings.from_env())
+
+
+async def _start(
+    runtime: Runtime,
+    stack: contextlib.AsyncExitStack,
+    store: Store | None,
+    authenticator: Authenticator | None,
+    http_transport: httpx.AsyncBaseTransport | None,
+) -> None:
+    """Open everything; each piece is registered for closing as soon as it is open.
+
+    The exit stack closes in reverse order: FHIR clients first, then the authenticator
+    and its HTTP client, then the store (flushing the audit queue) last.
+    """
+    settings = runtime.settings
+    runtime.stopping = False  # a lifespan may run again on the same app (test harnesses)
+    observability.configure_logging(settings)
+    if settings.extra:
+        log.warning(
+            "unknown LIVER_CDS_* variables ignored", extra={"variables": sorted(settings.extra)}
+        )
+    # Card content is checked against its schema now, so a bad edit stops the start-up
+    # instead of failing the first clinician's call (raises ContentError).
+    runtime.ruleset_version = load_content(settings.cards_dir).version
+
+    runtime.store = store if store is not None else await open_store(settings)
+    stack.push_async_callback(runtime.store.close)
+
+    http = httpx.AsyncClient(
+        transport=http_transport,
+        timeout=httpx.Timeout(settings.fhir_timeout_s),
+        follow_redirects=False,
+        trust_env=False,
+    )
+    stack.push_async_callback(http.aclose)
+    if authenticator is None:
+        authenticator = build_authenticator(settings, http=http)
+    runtime.authenticator = authenticator
+    if authenticator is not None:
+        stack.push_async_callback(authenticator.aclose)
+
+    runtime.fhir_clients = FhirClients(settings, transport=http_transport)
+    stack.push_async_callback(runtime.fhir_clients.aclose)
+    runtime.started = True
+    log.info(
+        "liver-cds started",
+        extra={
+            "services": [s.id for s in SERVICES],
+            "auth": "on" if runtime.authenticator is not None else "off",
+            "ruleset_version": runtime.ruleset_version,
+            "public_url": settings.public_base,
+        },
+    )
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    """Routing errors (unknown path, wrong method) as JSON like every other error."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        message = "not found"
+    elif exc.status_code == 405:
+        message = "method not allowed"
+    else:
+        message = str(exc.detail)
+    return error_response(exc.status_code, message, headers=exc.headers)
+
+
+@dataclass
+class _Outcome:
+    """What one hook call produced, for its metrics, log line and audit record."""
+
+    at: datetime
+    """The call's time: the evaluation time of the rules and the time of its audit record."""
+    status: int = 500
+    hook: HookRequest | None = None
+    verdict: str | None = None
+    rule: str | None = None
+    offered: tuple[str, ...] = ()
+    recommended: tuple[str, ...] = ()
+    cards: Sequence[dict[str, Any]] = ()
+
+
+class _Handlers:
+    """The endpoints; each reads what it needs from the runtime opened by the lifespan."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+        self.settings = runtime.settings
+        self._discovery = discovery_document(SERVICES)
+        self._openapi = openapi_document(runtime.settings)
+
+    # --- shared steps -------------------------------------------------------------------
+
+    async def _authenticate(self, request: Request) -> ClientIdentity | None:
+        """The caller's identity, or None with auth off; raises _Unauthorized (bare 401)."""
+        authenticator = self.rt.authenticator
+        if authenticator is None:
+            return None
+        audience = self.settings.public_base + request.url.path
+        try:
+            return await authenticator.authenticate(request.headers.get("authorization"), audience)
+        except AuthenticationError:
+            raise _Unauthorized() from None  # the authenticator logged the reason
+
+    def _service(self, request: Request) -> ServiceDeclaration:
+        service_id = request.path_params["service_id"]
+        service = find_service(service_id)
+        if service is None:
+            raise NotFound(f"no CDS service with id {shorten(service_id)!r}")
+        return service
+
+    async def _json_body(self, request: Request) -> tuple[Any, bytes]:
+        check_content_type(request.headers.get("content-type"))
+        body = await read_body(request.stream(), self.settings.max_body_bytes)
+        data = parse_json(body, max_depth=self.settings.max_json_depth)
+        return data, body
+
+    # --- GET /cds-services ----------------------------------------------------------------
+
+    async def discovery(self, request: Request) -> Response:
+        try:
+            await self._authenticate(request)
+        except _Unauthorized:
+            return unauthorized()
+        return json_response(self._discovery)
+
+    # --- POST /cds-services/{id} ------------------------------------------------------------
+
+    async def hook(self, request: Request) -> Response:
+        with self.rt.track():
+            started = time.perf_counter()
+            outcome = _Outcome(at=self.rt.clock())
+            known = find_service(request.path_params["service_id"])
+            service_id = known.id if known is not None else None  # bounded metric labels
+            response = await self._hook(request, outcome)
+            self._record(service_id, outcome, time.perf_counter() - started)
+            return response
+
+    async def _hook(self, request: Request, outcome: _Outcome) -> Response:
+        settings = self.settings
+        try:
+            check_declared_length(request.headers.get("content-length"), settings.max_body_bytes)
+            service = self._service(request)
+            identity = await self._authenticate(request)
+            data, body = await self._json_body(request)
+            check_repeated_envelope_keys(body)
+            hook = parse_hook_request(data, service)
+            outcome.hook = hook
+            cards = await self._cards(service, hook, identity, outcome)
+            outcome.status = 200
+            return json_response({"cards": cards})
+        except ProtocolError as exc:
+            outcome.status = exc.status
+            return error_response(exc.status, exc.message)
+        except _Unauthorized:
+            outcome.status = 401
+            return unauthorized()
+        except ClientDisconnect:
+            outcome.status = 499  # nginx's "client closed request"; nobody reads the answer
+            return Response(status_code=400)
+        except Exception as exc:
+            outcome.status = 500
+            _log_fault("hook call failed", exc, outcome.hook)
+            return error_response(500, "internal error")
+
+    async def _cards(
+        self,
+        service: ServiceDeclaration,
+        hook: HookRequest,
+        identity: ClientIdentity | None,
+        outcome: _Outcome,
+    ) -> list[dict[str, Any]]:
+        """Data -> assessment -> cards for a checked request."""
+        settings = self.settings
+        _, clients = self.rt.require()
+        deadline = time.monotonic() + settings.call_budget_s
+        fhir_server, access_token = self._fhir_access(service, hook, identity)
+        try:
+            data = await prefetch.resolve(
+                templates=service.prefetch,
+                prefetch=hook.prefetch,
+                context=hook.context,
+                fhir_server=fhir_server,
+                access_token=access_token,
+                user_id=hook.user_id,
+                clients=clients,
+                settings=settings,
+                deadline=deadline,
+            )
+        except prefetch.PrefetchShapeError as exc:
+            raise BadRequest(exc.message) from None
+        except prefetch.DataUnavailable as exc:
+            raise PreconditionFailed(exc.message) from None
+        assessment = assess(
+            data.resources,
+            patient_id=hook.patient_id,
+            at=outcome.at,
+            notes=data.notes,
+            strict=settings.strict_fhir,
+        )
+        outcome.verdict = assessment.verdict
+        outcome.rule = assessment.rule
+        outcome.offered = tuple(assessment.offered)
+        outcome.recommended = tuple(assessment.recommended)
+        cards = render_cards(
+            assessment,
+            RenderContext(
+                patient_id=hook.patient_id,
+                smart_app_url=settings.smart_app_url,
+                cards_dir=settings.cards_dir,
+            ),
+        )
+        outcome.cards = cards
+        return cards
+
+    def _fhir_access(
+        self, service: ServiceDeclaration, hook: HookRequest, identity: ClientIdentity | None
+    ) -> tuple[str | None, str | None]:
+        """The FHIR server and token the resolver may use, after the fhirServer policy.
+
+        A fhirServer this caller may not send us to is never contacted. If the prefetch
+        already holds every key, the call goes on without FHIR access; otherwise the data
+        cannot be obtained: 412 with the policy's reason.
+        """
+        if hook.fhir_server is None:
+            return None, None
+        try:
+            check_fhir_server(identity, hook.fhir_server, self.settings)
+        except FhirServerNotAllowed as exc:
+            missing = [key for key in service.prefetch if key not in (hook.prefetch or {})]
+            if not missing:
+                log.info(
+                    "fhirServer not allowed; using the complete prefetch only",
+                    extra={"hookInstance": hook.hook_instance},
+                )
+                return None, None
+            raise PreconditionFailed(
+                f"{exc}; prefetch is missing {', '.join(missing)}, so the data cannot be obtained"
+            ) from None
+        return hook.fhir_server, hook.access_token
+
+    def _record(self, service_id: str | None, outcome: _Outcome, elapsed_s: float) -> None:
+        """Metrics for every call; a log line and an audit record for every parsed call."""
+        service_label = service_id or "unknown"
+        verdict_label = outcome.verdict or "none"
+        HOOK_CALLS.labels(
+            service=service_label, status=str(outcome.status), verdict=verdict_label
+        ).inc()
+        if service_id is not None:
+            HOOK_LATENCY.labels(service=service_label).observe(elapsed_s)
+        hook = outcome.hook
+        if hook is None or service_id is None:
+            return
+        latency_ms = round(elapsed_s * 1000.0, 3)
+        ids = card_ids(outcome.cards)
+        log.info(
+            "hook call",
+            extra={
+                "hookInstance": hook.hook_instance,
+                "service": service_id,
+                "status": outcome.status,
+                "latency_ms": latency_ms,
+                "verdict": outcome.verdict,
+                "rule": outcome.rule,
+                "cards": len(ids.card_uuids),
+            },
+        )
+        store = self.rt.store
+        if store is None:
+            return
+        try:
+            store.audit(
+                AuditRecord(
+                    hook_instance=hook.hook_instance,
+                    service_id=service_id,
+                    at=outcome.at,
+                    patient_id=hook.patient_id,
+                    status=outcome.status,
+                    latency_ms=latency_ms,
+                    verdict=outcome.verdict,
+                    rule=outcome.rule,
+                    offered=outcome.offered,
+                    recommended=outcome.recommended,
+                    card_uuids=ids.card_uuids,
+                    suggestion_uuids=ids.suggestion_uuids,
+                    suggestions=ids.suggestions,
+                    ruleset_version=self.rt.ruleset_version,
+                )
+            )
+        except Exception as exc:  # the answer is already made; never fail it for the audit
+            _log_fault("audit record not queued", exc, hook)
+
+    # --- POST /cds-services/{id}/feedback ---------------------------------------------------
+
+    async def feedback(self, request: Request) -> Response:
+        with self.rt.track():
+            return await self._feedback(request)
+
+    async def _feedback(self, request: Request) -> Response:
+        settings = self.settings
+        try:
+            check_declared_length(request.headers.get("content-length"), settings.max_body_bytes)
+            service = self._service(request)
+            await self._authenticate(request)
+            data, _ = await self._json_body(request)
+            items = parse_feedback(data, service_id=service.id, received_at=self.rt.clock())
+            if items:
+                store, _ = self.rt.require()
+                try:
+                    result = await store.save_feedback(items)
+                except ValueError as exc:  # the store refuses an item (InvalidFeedbackError)
+                    raise BadRequest(str(exc)) from None
+                except Exception as exc:
+                    _log_fault("feedback not stored", exc, None)
+                    raise _StoreUnavailable() from None
+                for item in items:
+                    FEEDBACK_ITEMS.labels(outcome=item.outcome).inc()
+                log.info(
+                    "feedback stored",
+                    extra={
+                        "service": service.id,
+                        "items": len(items),
+                        "stored": result.stored,
+                        "duplicates": result.duplicates,
+                        "unknown_cards": result.unknown_cards,
+                    },
+                )
+            return json_response({})
+        except ProtocolError as exc:
+            return error_response(exc.status, exc.message)
+        except _Unauthorized:
+            return unauthorized()
+        except _StoreUnavailable:
+            return error_response(503, "feedback could not be stored; please retry")
+        except ClientDisconnect:
+            return Response(status_code=400)
+        except Exception as exc:
+            _log_fault("feedback call failed", exc, None)
+            return error_response(500, "internal error")
+
+    # --- operations -----------------------------------------------------------------------
+
+    async def healthz(self, request: Request) -> Response:
+        """Liveness: the process answers. Never touches the database."""
+        return json_response({"status": "ok"})
+
+    async def readyz(self, request: Request) -> Response:
+        """Readiness: started, not shutting down, and the database answers."""
+        store = self.rt.store
+        if not self.rt.started or self.rt.stopping or store is None:
+            return json_response({"status": "unavailable", "reason": "not started"}, 503)
+        try:
+            ready = await asyncio.wait_for(store.ping(), timeout=READY_TIMEOUT_S)
+        except Exception:
+            ready = False
+        if not ready:
+            return json_response({"status": "unavailable", "reason": "database"}, 503)
+        return json_response({"status": "ready"})
+
+    async def openapi(self, request: Request) -> Response:
+        return json_response(self._openapi)
+
+
+def _log_fault(event: str, exc: BaseException, hook: HookRequest | None) -> None:
+    """Log an unexpected fault with where it happened but not its message.
+
+    Exception messages can quote the data being processed (a patient's value, a URL with
+    a patient id), so the log line carries the type and the stack frames only, plus the
+    hookInstance to find the call.
+    """
+    frames = traceback.format_tb(exc.__traceback__)
+    log.error(
+        event,
+        extra={
+            "hookInstance": hook.hook_instance if hook is not None else None,
+            "error_type": type(exc).__name__,
+            "where": "".join(frames[-5:]),
+        },
+    )

@@ -1,0 +1,103 @@
+"""Every number of clinical-rules.md in one place: the defaults of the decision table.
+
+The rules, scores and fact extraction read their cut-offs from a :class:`Thresholds` value
+passed in explicitly; no clinical number is a literal elsewhere in the engine. A CDS team
+that must change one (say the lookback window) changes it here, and the tests that build
+facts around the boundaries follow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    # --- Reading (fhir-mapping.md §1) ---------------------------------------------------
+    lookback_days: int = 90
+    """Labs and ECOG older than this (before the evaluation time) count as missing (stale)."""
+
+    # --- Performance status (clinical-rules.md §2, §3 rules 3 and 6) --------------------
+    ecog_not_resectable: int = 3
+    """Rule 3: ECOG at or above this -> not resectable, best supportive care."""
+    ecog_limited: int = 2
+    """Rule 6: ECOG equal to this -> not resectable, systemic therapy."""
+    karnofsky_to_ecog: tuple[tuple[int, int], ...] = ((90, 0), (70, 1), (50, 2), (30, 3), (10, 4))
+    """Karnofsky at or above the first number -> that ECOG grade; below the last -> 5."""
+
+    # --- Portal hypertension surrogate (§2) ----------------------------------------------
+    platelets_portal_hypertension: float = 100.0
+    """Cirrhosis and platelets below this (10^9/L) -> portal hypertension suspected."""
+
+    # --- Ablation (COLLISION) ------------------------------------------------------------
+    ablation_max_cm: float = 3.0
+    ablation_max_lesions_colorectal: int = 10
+    ablation_max_lesions_other: int = 3
+
+    # --- Milan and up-to-seven ---------------------------------------------------------
+    milan_single_max_cm: float = 5.0
+    milan_multiple_max_lesions: int = 3
+    milan_multiple_max_cm: float = 3.0
+    up_to_seven: float = 7.0
+
+    # --- Future liver remnant -------------------------------------------------------------
+    flr_threshold_normal: float = 20.0
+    flr_threshold_compromised: float = 40.0
+    """With cirrhosis or Child-Pugh B."""
+    flr_threshold_after_chemotherapy: float = 30.0
+    """Shown on the card: applies after more than 12 weeks of chemotherapy."""
+
+    # --- TransMet heuristic [H] -------------------------------------------------------------
+    transmet_max_age: int = 65
+    transmet_max_ecog: int = 1
+
+    # --- Resection by location, rules 22 and 23 --------------------------------------------
+    left_surface_local_max_lesions: int = 3
+    """Left-sided surface disease with at most this many lesions adds local resection."""
+    other_primary_max_lesions: int = 3
+    """Rule 22: other primaries are potentially resectable up to this many lesions."""
+    sbrt_max_lesions: int = 3
+    """Rule 23: SBRT is offered up to this many lesions."""
+
+    # --- Child-Pugh (§4): boundaries belong to the middle band -------------------------------
+    cp_bilirubin_low: float = 2.0
+    cp_bilirubin_high: float = 3.0
+    cp_albumin_high: float = 3.5
+    cp_albumin_low: float = 2.8
+    cp_inr_low: float = 1.7
+    cp_inr_high: float = 2.3
+    cp_class_b_min: int = 7
+    cp_class_c_min: int = 10
+
+    # --- ALBI (§4) -----------------------------------------------------------------------------
+    albi_grade1_max: float = -2.60
+    albi_grade2_max: float = -1.39
+
+    # --- MELD / MELD-Na (§4) -------------------------------------------------------------------
+    meld_min: int = 6
+    meld_max: int = 40
+    meld_creatinine_cap: float = 4.0
+    meld_na_applies_above: int = 11
+    sodium_low: float = 125.0
+    sodium_high: float = 137.0
+
+    # --- Fong (§4) -----------------------------------------------------------------------------
+    fong_dfi_months: float = 12.0
+    fong_cea: float = 200.0
+    fong_size_cm: float = 5.0
+    fong_high_min: int = 3
+
+    # --- BCLC (§4) -----------------------------------------------------------------------------
+    bclc_very_early_max_cm: float = 2.0
+    bclc_early_max_lesions: int = 3
+    bclc_early_multiple_max_cm: float = 3.0
+
+
+DEFAULT_THRESHOLDS = Thresholds()
+
+
+def thresholds_from_settings(lookback_days: int) -> Thresholds:
+    """Thresholds with the service's ``LIVER_CDS_LOOKBACK_DAYS`` applied."""
+    if lookback_days == DEFAULT_THRESHOLDS.lookback_days:
+        return DEFAULT_THRESHOLDS
+    return Thresholds(lookback_days=lookback_days)

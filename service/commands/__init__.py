@@ -1,0 +1,1 @@
+"""The ``liver-cds`` sub-commands, one module each."""

@@ -1,0 +1,1 @@
+"""Getting FHIR resources: prefetch unpacking, FHIR server fetching, lenient typed reading."""

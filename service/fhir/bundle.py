@@ -1,0 +1,180 @@
+"""Unpacking one prefetch value or one fetched page into a flat list of resources.
+
+The same rules apply to data the EHR sent in ``prefetch`` and to pages we fetched from
+its FHIR server (fhir-mapping.md §1):
+
+* ``null`` is "no data", a resource is itself, a Bundle is its entries;
+* entries with ``search.mode = outcome`` and OperationOutcome resources are messages, not
+  data: their issue text is logged (never ``diagnostics``, which servers fill with queries
+  and ids) and they become a data-quality note;
+* an entry that is not an object, has no resource, or a resource without a string
+  ``resourceType`` is skipped and named by its index in a note;
+* a value whose *shape* is wrong (a list, a string, ``entry`` not a list) is an error the
+  caller turns into a 400 (prefetch) or a failed fetch (FHIR server).
+
+Notes never quote resource contents: they name the place (key, entry index) and the problem.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from service.clinical.model import DataQualityNote
+from service.observability import get_logger
+
+__all__ = ["BundleShapeError", "Unpacked", "next_link", "outcome_text", "unpack"]
+
+log: Final = get_logger("fhir.bundle")
+
+_MAX_ISSUE_TEXT: Final = 200
+_MAX_ISSUES: Final = 5
+
+
+class BundleShapeError(Exception):
+    """The value is not a resource, a Bundle or null; ``message`` names the place."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass
+class Unpacked:
+    """What one value held: its data resources, notes about what was skipped, and the
+    Bundle's ``next`` link when it is one page of several."""
+
+    resources: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[DataQualityNote] = field(default_factory=list)
+    next_url: str | None = None
+
+
+def _type_name(value: Any) -> str:
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return type(value).__name__
+
+
+def outcome_text(outcome: dict[str, Any]) -> str:
+    """``severity code: text`` of an OperationOutcome's first issues, for notes and logs.
+
+    Only ``severity``, ``code`` and ``details.text`` are read (short, meant for people);
+    ``diagnostics`` is left out because servers put stack traces and query strings there.
+    """
+    issues = outcome.get("issue")
+    if not isinstance(issues, list) or not issues:
+        return "no issue given"
+    parts: list[str] = []
+    for issue in issues[:_MAX_ISSUES]:
+        if not isinstance(issue, dict):
+            continue
+        severity = issue.get("severity") if isinstance(issue.get("severity"), str) else "?"
+        code = issue.get("code") if isinstance(issue.get("code"), str) else "?"
+        details = issue.get("details")
+        text = details.get("text") if isinstance(details, dict) else None
+        item = f"{severity} {code}"
+        if isinstance(text, str) and text.strip():
+            item += ": " + " ".join(text.split())[:_MAX_ISSUE_TEXT]
+        parts.append(item)
+    if len(issues) > _MAX_ISSUES:
+        parts.append(f"and {len(issues) - _MAX_ISSUES} more")
+    return "; ".join(parts) if parts else "no readable issue"
+
+
+def next_link(bundle: dict[str, Any]) -> str | None:
+    """The Bundle's ``link`` with relation ``next``, if it is a non-empty string."""
+    links = bundle.get("link")
+    if not isinstance(links, list):
+        return None
+    for link in links:
+        if (
+            isinstance(link, dict)
+            and link.get("relation") == "next"
+            and isinstance(link.get("url"), str)
+            and link["url"].strip()
+        ):
+            url: str = link["url"].strip()
+            return url
+    return None
+
+
+def _skip_outcome(out: Unpacked, where: str, resource: dict[str, Any]) -> None:
+    text = outcome_text(resource)
+    log.info("FHIR OperationOutcome skipped", extra={"where": where, "issues": text})
+    out.notes.append(DataQualityNote(resource=where, problem=f"the EHR reported a problem: {text}"))
+
+
+def unpack(value: Any, where: str) -> Unpacked:
+    """Flatten ``value`` (a resource, a Bundle or ``None``) into data resources.
+
+    ``where`` names the value in notes and errors, e.g. ``"prefetch 'conditions'"``.
+    Raises :class:`BundleShapeError` when ``value`` has a wrong shape.
+    """
+    out = Unpacked()
+    if value is None:
+        return out
+    if not isinstance(value, dict):
+        raise BundleShapeError(
+            f"{where} must be a FHIR resource, a searchset Bundle or null, not {_type_name(value)}"
+        )
+    resource_type = value.get("resourceType")
+    if not isinstance(resource_type, str) or not resource_type:
+        raise BundleShapeError(f"{where} is an object without a resourceType")
+    if resource_type == "OperationOutcome":
+        _skip_outcome(out, where, value)
+        return out
+    if resource_type != "Bundle":
+        out.resources.append(value)
+        return out
+
+    entries = value.get("entry")
+    if entries is None:
+        entries = []
+    if not isinstance(entries, list):
+        raise BundleShapeError(
+            f"{where} is a Bundle whose entry is {_type_name(entries)}, not a list"
+        )
+    out.next_url = next_link(value)
+    for index, entry in enumerate(entries):
+        place = f"{where} Bundle entry {index}"
+        if not isinstance(entry, dict):
+            out.notes.append(DataQualityNote(place, f"skipped: the entry is {_type_name(entry)}"))
+            continue
+        search = entry.get("search")
+        mode = search.get("mode") if isinstance(search, dict) else None
+        resource = entry.get("resource")
+        if mode == "outcome":
+            if isinstance(resource, dict):
+                _skip_outcome(out, place, resource)
+            else:
+                out.notes.append(DataQualityNote(place, "skipped: an outcome entry"))
+            continue
+        if resource is None:
+            out.notes.append(DataQualityNote(place, "skipped: the entry has no resource"))
+            continue
+        if not isinstance(resource, dict):
+            out.notes.append(
+                DataQualityNote(place, f"skipped: the entry's resource is {_type_name(resource)}")
+            )
+            continue
+        entry_type = resource.get("resourceType")
+        if not isinstance(entry_type, str) or not entry_type:
+            out.notes.append(DataQualityNote(place, "skipped: the resource has no resourceType"))
+            continue
+        if entry_type == "OperationOutcome":
+            _skip_outcome(out, place, resource)
+            continue
+        if entry_type == "Bundle":
+            out.notes.append(DataQualityNote(place, "skipped: a Bundle nested in a Bundle"))
+            continue
+        out.resources.append(resource)
+    if out.notes and log.isEnabledFor(logging.DEBUG):
+        log.debug("entries skipped", extra={"where": where, "skipped": len(out.notes)})
+    return out

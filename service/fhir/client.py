@@ -1,0 +1,299 @@
+"""Talking to an EHR's FHIR server: pooled httpx clients and one bounded GET.
+
+Why it looks like this:
+
+* one :class:`httpx.AsyncClient` per FHIR base, kept for the process, so a chart opened
+  twice reuses the TLS connection instead of paying the handshake on the clinician's time;
+* every limit is explicit (``httpx.Timeout``, ``httpx.Limits``, a byte cap on each page)
+  and redirects are never followed: the bearer token goes to the ``fhirServer`` the
+  request named and nowhere else;
+* :func:`get_json` never lets a network fault escape as anything but :class:`FetchError`
+  with a short ``reason`` (the metric label) and a ``detail`` fit for a 412 message, so
+  the caller decides what a failure means (412 for essential data, a note otherwise);
+* logs carry the FHIR base and the resource-type path with query *values* removed
+  (:func:`log_path`), never the access token and never a patient id from a URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Iterable
+from typing import Any, Final, NoReturn
+
+import httpx
+import orjson
+
+from service.observability import FHIR_FETCH_FAILURES, FHIR_FETCH_LATENCY, get_logger
+from service.settings import Settings
+
+__all__ = [
+    "FHIR_JSON",
+    "FetchError",
+    "FhirClients",
+    "count_failure",
+    "get_json",
+    "join_url",
+    "log_path",
+    "normalise_base",
+    "same_base",
+]
+
+log: Final = get_logger("fhir.client")
+
+FHIR_JSON: Final = "application/fhir+json"
+MAX_CLIENTS: Final = 64
+"""Distinct FHIR bases kept pooled; the least recently used is closed beyond this."""
+_CHUNK: Final = 64 * 1024
+
+
+class FetchError(Exception):
+    """One FHIR request failed.
+
+    ``reason`` is the metric label (``timeout``, ``budget``, ``connect``, ``network``,
+    ``status``, ``body``, ``size``, ``paging``, ``limit``); ``detail`` says what happened in
+    words without PHI or secrets, e.g. ``"HTTP 401"``.
+    """
+
+    def __init__(self, reason: str, detail: str, *, status: int | None = None) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+        self.status = status
+
+
+def normalise_base(base_url: str) -> str:
+    """``base_url`` with scheme and host in lower case, default port and trailing ``/``
+    removed, and no query or fragment: the key of the client pool and of base checks."""
+    url = httpx.URL(base_url.strip())
+    scheme = url.scheme.lower()
+    host = url.host.lower()
+    port = url.port
+    netloc = host if ":" not in host else f"[{host}]"
+    if port is not None and not (
+        (scheme == "https" and port == 443) or (scheme == "http" and port == 80)
+    ):
+        netloc = f"{netloc}:{port}"
+    path = url.path.rstrip("/")
+    return f"{scheme}://{netloc}{path}"
+
+
+def join_url(base_url: str, relative: str) -> str:
+    """``{base}/{relative}`` with exactly one slash between them."""
+    return base_url.rstrip("/") + "/" + relative.lstrip("/")
+
+
+def same_base(url: str, base_url: str) -> bool:
+    """True when ``url`` lies under ``base_url`` (same scheme, host, port, path prefix).
+
+    ``next`` links are only followed when this holds: the access token was issued for
+    ``fhirServer``, and a page pointing elsewhere must not receive it.
+    """
+    try:
+        parsed = httpx.URL(url)
+        target = normalise_base(url.split("?", 1)[0].split("#", 1)[0])
+        base = normalise_base(base_url)
+    except (httpx.InvalidURL, ValueError):
+        return False
+    if parsed.userinfo:
+        return False
+    # Percent-encoded dot segments (``%2e%2e``) survive httpx's normalisation; a server
+    # that decodes them would resolve the path above the base.
+    if any(segment in (".", "..") for segment in parsed.path.split("/")):
+        return False
+    return target == base or target.startswith(base + "/")
+
+
+def log_path(url: str, base_url: str | None = None) -> str:
+    """The part of ``url`` safe to log: the resource path with ids and query values gone.
+
+    ``https://ehr/fhir/Observation?patient=123&code=1975-2`` -> ``Observation?patient&code``;
+    ``.../Patient/123`` -> ``Patient/{id}``.
+    """
+    rest = url
+    if base_url is not None and url.startswith(base_url.rstrip("/")):
+        rest = url[len(base_url.rstrip("/")) :]
+    elif "://" in url:
+        rest = httpx.URL(url).raw_path.decode("ascii", "replace")
+    path, _, query = rest.lstrip("/").partition("?")
+    segments = [s for s in path.split("/") if s]
+    shown = segments[0] if segments else ""
+    if len(segments) > 1:
+        shown += "/{id}" + ("/..." if len(segments) > 2 else "")
+    if query:
+        names = sorted({part.split("=", 1)[0] for part in query.split("&") if part})
+        shown += "?" + "&".join(names)
+    return shown or "/"
+
+
+class FhirClients:
+    """One pooled :class:`httpx.AsyncClient` per FHIR base, closed by :meth:`aclose`.
+
+    ``transport`` replaces the network for every client (``httpx.MockTransport`` in unit
+    tests); without it each client has its own connection pool.
+    """
+
+    def __init__(
+        self, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self._settings = settings
+        self._transport = transport
+        self._clients: OrderedDict[str, httpx.AsyncClient] = OrderedDict()
+        self._closing: set[asyncio.Task[None]] = set()
+
+    def _new_client(self) -> httpx.AsyncClient:
+        timeout_s = self._settings.fhir_timeout_s
+        return httpx.AsyncClient(
+            transport=self._transport,
+            timeout=httpx.Timeout(timeout_s, connect=timeout_s, read=timeout_s, pool=timeout_s),
+            limits=httpx.Limits(
+                max_connections=32, max_keepalive_connections=8, keepalive_expiry=30.0
+            ),
+            follow_redirects=False,
+            headers={"Accept": FHIR_JSON, "User-Agent": "liver-cds"},
+            trust_env=False,
+        )
+
+    def for_base(self, base_url: str) -> httpx.AsyncClient:
+        """The client for ``base_url`` (created on first use, reused afterwards)."""
+        key = normalise_base(base_url)
+        client = self._clients.get(key)
+        if client is not None:
+            self._clients.move_to_end(key)
+            return client
+        client = self._new_client()
+        self._clients[key] = client
+        while len(self._clients) > MAX_CLIENTS:
+            _, old = self._clients.popitem(last=False)
+            self._close_later(old)
+        return client
+
+    def _close_later(self, client: httpx.AsyncClient) -> None:
+        try:
+            task = asyncio.get_running_loop().create_task(client.aclose())
+        except RuntimeError:  # no running loop: nothing can be in flight on it either
+            return
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    @property
+    def bases(self) -> Iterable[str]:
+        """The normalised bases with a live client (for tests and diagnostics)."""
+        return tuple(self._clients)
+
+    async def aclose(self) -> None:
+        """Close every client (application shutdown)."""
+        clients = list(self._clients.values())
+        self._clients.clear()
+        for client in clients:
+            await client.aclose()
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
+
+
+def count_failure(reason: str) -> None:
+    """Count one failed FHIR fetch under ``reason`` (also used for paging and size limits
+    the caller enforces across pages)."""
+    FHIR_FETCH_FAILURES.labels(reason=reason).inc()
+
+
+def _timeout_reason(deadline: float) -> str:
+    # Within a few ms of the deadline the call's budget, not this request, ran out.
+    return "budget" if time.monotonic() >= deadline - 0.005 else "timeout"
+
+
+async def get_json(
+    client: httpx.AsyncClient,
+    url: str,
+    *,
+    access_token: str | None,
+    deadline: float,
+    settings: Settings,
+    base_url: str | None = None,
+) -> Any:
+    """GET ``url`` and return its JSON body (parsed with orjson), or raise :class:`FetchError`.
+
+    Bounded three ways: the whole request (connect, headers, body) ends by
+    ``min(now + fhir_timeout_s, deadline)``; the body is read in chunks and abandoned
+    past ``fhir_max_page_bytes``; only a 200 is accepted (redirects are not followed).
+    Latency and failures are counted in the FHIR metrics.
+    """
+    remaining = deadline - time.monotonic()
+    where = {"fhir_base": base_url or "", "path": log_path(url, base_url)}
+    if remaining <= 0:
+        count_failure("budget")
+        log.warning("FHIR fetch skipped: call budget spent", extra={**where, "reason": "budget"})
+        raise FetchError("budget", "the call's time budget ran out")
+    limit_s = min(settings.fhir_timeout_s, remaining)
+    headers = {"Accept": FHIR_JSON}
+    if access_token:
+        headers["Authorization"] = f"Bearer {access_token}"
+    max_bytes = settings.fhir_max_page_bytes
+    started = time.monotonic()
+    status: int | None = None
+    body = bytearray()
+    try:
+        async with asyncio.timeout(limit_s):
+            request = client.build_request(
+                "GET", url, headers=headers, timeout=httpx.Timeout(limit_s)
+            )
+            response = await client.send(request, stream=True)
+            try:
+                status = response.status_code
+                if status != 200:
+                    raise FetchError("status", _status_detail(status), status=status)
+                declared = response.headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > max_bytes:
+                    raise FetchError("size", f"the response is larger than {max_bytes} bytes")
+                async for chunk in response.aiter_bytes(_CHUNK):
+                    body += chunk
+                    if len(body) > max_bytes:
+                        raise FetchError("size", f"the response is larger than {max_bytes} bytes")
+            finally:
+                await response.aclose()
+    except FetchError as exc:
+        count_failure(exc.reason)
+        log.warning(
+            "FHIR fetch failed",
+            extra={**where, "reason": exc.reason, "status": status, "detail": exc.detail},
+        )
+        raise
+    except TimeoutError:
+        reason = _timeout_reason(deadline)
+        _fail(where, reason, _timeout_detail(reason, limit_s))
+    except httpx.TimeoutException:
+        reason = _timeout_reason(deadline)
+        _fail(where, reason, _timeout_detail(reason, limit_s))
+    except httpx.ConnectError:
+        _fail(where, "connect", "the FHIR server could not be reached")
+    except (httpx.TransportError, httpx.DecodingError, httpx.StreamError) as exc:
+        _fail(where, "network", f"the connection failed ({type(exc).__name__})")
+    finally:
+        FHIR_FETCH_LATENCY.observe(time.monotonic() - started)
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        _fail(where, "body", "the response is not JSON")
+
+
+def _fail(where: dict[str, str], reason: str, detail: str) -> NoReturn:
+    count_failure(reason)
+    log.warning("FHIR fetch failed", extra={**where, "reason": reason, "detail": detail})
+    # ``from None``: httpx's exception (which names the URL, query and all) stays out of
+    # any traceback a caller might log.
+    raise FetchError(reason, detail) from None
+
+
+def _timeout_detail(reason: str, limit_s: float) -> str:
+    if reason == "budget":
+        return "the call's time budget ran out"
+    return f"the FHIR server did not answer within {limit_s:g} s"
+
+
+def _status_detail(status: int) -> str:
+    if status in (401, 403):
+        return f"HTTP {status} (the access token was not accepted)"
+    if 300 <= status < 400:
+        return f"HTTP {status} (redirects are not followed)"
+    return f"HTTP {status}"

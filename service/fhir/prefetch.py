@@ -1,0 +1,428 @@
+"""Obtaining the data of one hook call: prefetch as given, missing keys fetched.
+
+This is the "data" step of the flow (architecture.md): the protocol layer hands over the
+service's prefetch templates, the request's ``prefetch``, ``context``, ``fhirServer`` and
+access token; :func:`resolve` answers with one flat list of resources and the notes the
+card shows, or raises
+
+* :class:`PrefetchShapeError` (-> 400) when a prefetch value has a wrong shape, or
+* :class:`DataUnavailable` (-> 412) when essential data cannot be obtained.
+
+Which data is essential: ``conditions`` and ``observations`` decide the verdict, so a
+missing, failed or *partial* fetch of either is a 412. A partial Observation search could
+hide the latest labs, and a verdict built on it would look trustworthy while it is not.
+``patient`` only refines (age): its failure becomes a data-quality note and the call
+goes on. Keys are fetched concurrently; the first essential failure cancels the rest.
+
+Everything is bounded by the call's ``deadline`` (``time.monotonic()`` value), the page
+limit, the per-page byte limit and the resource limit of :class:`Settings`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import httpx
+
+from service.clinical.model import DataQualityNote
+from service.observability import get_logger
+from service.settings import Settings
+
+from .bundle import BundleShapeError, outcome_text, unpack
+from .client import FetchError, FhirClients, count_failure, get_json, join_url, same_base
+from .template import TemplateError, render
+
+__all__ = [
+    "OPTIONAL_KEYS",
+    "DataUnavailable",
+    "PrefetchResult",
+    "PrefetchShapeError",
+    "resolve",
+]
+
+log: Final = get_logger("fhir.prefetch")
+
+OPTIONAL_KEYS: Final[frozenset[str]] = frozenset({"patient"})
+"""Keys whose absence only refines the assessment (age); every other key is essential."""
+
+_GRACE_S: Final = 0.5
+"""Slack after the deadline before unfinished fetches are abandoned outright.
+
+Every request already stops at the deadline; this only guards against a fetch stuck in
+work between requests, so the call never hangs whatever happens."""
+
+
+class PrefetchShapeError(Exception):
+    """A prefetch value is not a resource, a Bundle or null (-> 400)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class DataUnavailable(Exception):
+    """Essential data could not be obtained (-> 412); ``message`` names the keys and why."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class PrefetchResult:
+    resources: list[dict[str, Any]]
+    """Every data resource of every key, Bundles unpacked, in template order."""
+    notes: list[DataQualityNote]
+    """Skipped entries, OperationOutcome issue text, optional keys missing or incomplete."""
+    fetched_keys: tuple[str, ...]
+    """Keys whose data came (completely) from the FHIR server."""
+
+
+@dataclass
+class _Plan:
+    """What remains to fetch for one key."""
+
+    key: str
+    url: str
+    expected_type: str | None
+    """Resource type a read answers with; ``None`` for a search (a Bundle)."""
+    pages_done: int = 0
+    resources: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class _Outcome:
+    plan: _Plan
+    notes: list[DataQualityNote] = field(default_factory=list)
+    error: FetchError | None = None
+
+
+class _ResourceBudget:
+    """Resources still accepted in this call (prefetch and fetched pages together)."""
+
+    def __init__(self, remaining: int) -> None:
+        self.remaining = remaining
+
+    def take(self, count: int) -> bool:
+        self.remaining -= count
+        return self.remaining >= 0
+
+
+def _expected_type(rendered: str) -> str | None:
+    """``Patient/123`` is a read of a Patient; anything else is a search (a Bundle)."""
+    path, _, query = rendered.lstrip("/").partition("?")
+    segments = [s for s in path.split("/") if s]
+    if query or len(segments) != 2 or segments[0][:1] in ("$", "_"):
+        return None
+    return segments[0]
+
+
+def _quote_keys(keys: Collection[str]) -> str:
+    names = [f"'{k}'" for k in keys]
+    if len(names) <= 1:
+        return "".join(names)
+    return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+async def resolve(
+    *,
+    templates: Mapping[str, str],
+    prefetch: Mapping[str, Any] | None,
+    context: Mapping[str, Any],
+    fhir_server: str | None,
+    access_token: str | None,
+    user_id: str | None,
+    clients: FhirClients,
+    settings: Settings,
+    deadline: float,
+    optional_keys: Collection[str] = OPTIONAL_KEYS,
+) -> PrefetchResult:
+    """The resources of every prefetch key of ``templates`` for one hook call.
+
+    A key present in ``prefetch`` is unpacked (a resource, a Bundle, or null = no data);
+    a key absent is rendered with ``context`` and fetched from ``fhir_server`` with the
+    bearer ``access_token`` (no Authorization header without one). A prefetched Bundle
+    with a ``next`` link is completed from ``fhir_server`` the same way.
+    """
+    given: Mapping[str, Any] = {} if prefetch is None else prefetch
+    if not isinstance(given, Mapping):
+        raise PrefetchShapeError("prefetch must be an object")
+
+    by_key: dict[str, list[dict[str, Any]]] = {}
+    notes: list[DataQualityNote] = []
+    plans: dict[str, _Plan] = {}
+    continued: dict[str, str] = {}  # key -> next link of a prefetched page
+    missing: list[str] = []
+    count = 0
+
+    for key in templates:
+        if key not in given:
+            missing.append(key)
+            continue
+        try:
+            unpacked = unpack(given[key], f"prefetch '{key}'")
+        except BundleShapeError as exc:
+            raise PrefetchShapeError(exc.message) from None
+        by_key[key] = unpacked.resources
+        notes.extend(unpacked.notes)
+        count += len(unpacked.resources)
+        if unpacked.next_url is not None:
+            continued[key] = unpacked.next_url
+    if count > settings.max_resources:
+        raise PrefetchShapeError(
+            f"prefetch holds {count} resources, more than the limit of {settings.max_resources}"
+        )
+
+    essential_missing = [k for k in missing if k not in optional_keys]
+    essential_continued = [k for k in continued if k not in optional_keys]
+    if not fhir_server:
+        if essential_missing or essential_continued:
+            parts = []
+            if essential_missing:
+                parts.append(f"prefetch is missing {_quote_keys(essential_missing)}")
+            if essential_continued:
+                parts.append(
+                    f"prefetch {_quote_keys(essential_continued)} is only the first page "
+                    "(its Bundle has a next link)"
+                )
+            raise DataUnavailable(
+                " and ".join(parts) + ", and the request gives no fhirServer to fetch from"
+            )
+        for key in missing:
+            notes.append(
+                DataQualityNote(f"prefetch '{key}'", "not sent, and no fhirServer to fetch it from")
+            )
+        for key in continued:
+            notes.append(
+                DataQualityNote(
+                    f"prefetch '{key}'",
+                    "only the first page was sent, and no fhirServer to fetch the rest from",
+                )
+            )
+        return _result(templates, by_key, notes, ())
+
+    base = fhir_server.rstrip("/")
+    for key in missing:
+        try:
+            rendered = render(templates[key], context, user_id)
+        except TemplateError as exc:
+            if key not in optional_keys:
+                raise DataUnavailable(
+                    f"the query for '{key}' cannot be built: {exc.message}"
+                ) from None
+            notes.append(DataQualityNote(f"prefetch '{key}'", f"not fetched: {exc.message}"))
+            continue
+        plans[key] = _Plan(key, join_url(base, rendered), _expected_type(rendered))
+    for key, link in continued.items():
+        plan = _Plan(key, str(httpx.URL(base + "/").join(link)), None, pages_done=1)
+        plan.resources = by_key.pop(key)
+        plans[key] = plan
+
+    budget = _ResourceBudget(settings.max_resources - count)
+    outcomes = await _fetch_all(
+        plans.values(),
+        base=base,
+        access_token=access_token,
+        clients=clients,
+        settings=settings,
+        deadline=deadline,
+        budget=budget,
+        optional_keys=optional_keys,
+    )
+    fetched: list[str] = []
+    for outcome in outcomes:
+        key = outcome.plan.key
+        notes.extend(outcome.notes)
+        by_key[key] = outcome.plan.resources
+        if outcome.error is None:
+            fetched.append(key)
+        else:
+            notes.append(
+                DataQualityNote(
+                    f"FHIR server '{key}'",
+                    f"not (completely) fetched: {outcome.error.detail}; "
+                    "the assessment goes on without it",
+                )
+            )
+    fetched_keys = tuple(k for k in templates if k in fetched)
+    return _result(templates, by_key, notes, fetched_keys)
+
+
+def _result(
+    templates: Mapping[str, str],
+    by_key: Mapping[str, list[dict[str, Any]]],
+    notes: list[DataQualityNote],
+    fetched_keys: tuple[str, ...],
+) -> PrefetchResult:
+    resources = [r for key in templates for r in by_key.get(key, ())]
+    log.info(
+        "prefetch resolved",
+        extra={
+            "keys": list(templates),
+            "fetched_keys": list(fetched_keys),
+            "resources": len(resources),
+            "notes": len(notes),
+        },
+    )
+    return PrefetchResult(resources=resources, notes=notes, fetched_keys=fetched_keys)
+
+
+async def _fetch_all(
+    plans: Collection[_Plan],
+    *,
+    base: str,
+    access_token: str | None,
+    clients: FhirClients,
+    settings: Settings,
+    deadline: float,
+    budget: _ResourceBudget,
+    optional_keys: Collection[str],
+) -> list[_Outcome]:
+    """Fetch every plan concurrently; raise :class:`DataUnavailable` on the first
+    essential failure (cancelling the others)."""
+    if not plans:
+        return []
+    client = clients.for_base(base)
+    tasks = {
+        asyncio.create_task(
+            _fetch_key(
+                plan,
+                client=client,
+                base=base,
+                access_token=access_token,
+                settings=settings,
+                deadline=deadline,
+                budget=budget,
+            ),
+            name=f"fhir-fetch-{plan.key}",
+        ): plan
+        for plan in plans
+    }
+    outcomes: list[_Outcome] = []
+    try:
+        pending: set[asyncio.Task[_Outcome]] = set(tasks)
+        while pending:
+            wait_s = max(0.0, deadline - time.monotonic()) + _GRACE_S
+            done, pending = await asyncio.wait(
+                pending, timeout=wait_s, return_when=asyncio.FIRST_COMPLETED
+            )
+            if not done:  # past the deadline and the grace: abandon what is left
+                for task in pending:
+                    count_failure("budget")
+                    outcomes.append(
+                        _Outcome(
+                            tasks[task],
+                            error=FetchError("budget", "the call's time budget ran out"),
+                        )
+                    )
+                pending = set()
+            for task in done:
+                outcomes.append(task.result())
+            for outcome in outcomes:
+                if outcome.error is not None and outcome.plan.key not in optional_keys:
+                    raise DataUnavailable(
+                        f"could not obtain '{outcome.plan.key}' from the FHIR server: "
+                        f"{outcome.error.detail}"
+                    )
+    finally:
+        unfinished = [t for t in tasks if not t.done()]
+        for task in unfinished:
+            task.cancel()
+        if unfinished:
+            await asyncio.gather(*unfinished, return_exceptions=True)
+    order = {plan.key: i for i, plan in enumerate(plans)}
+    return sorted(outcomes, key=lambda o: order[o.plan.key])
+
+
+async def _fetch_key(
+    plan: _Plan,
+    *,
+    client: httpx.AsyncClient,
+    base: str,
+    access_token: str | None,
+    settings: Settings,
+    deadline: float,
+    budget: _ResourceBudget,
+) -> _Outcome:
+    """Fetch one key page by page; never raises (a failure is ``_Outcome.error``)."""
+    outcome = _Outcome(plan)
+    url: str | None = plan.url
+    seen: set[str] = set()
+    try:
+        while url is not None:
+            if plan.pages_done >= settings.fhir_max_pages:
+                raise _limit("paging", f"there are more than {settings.fhir_max_pages} pages")
+            if not same_base(url, base):
+                if url == plan.url and plan.pages_done == 0:
+                    raise _limit("paging", "the query would leave fhirServer (not requested)")
+                raise _limit("paging", "a next link points outside fhirServer (not followed)")
+            if url in seen:
+                raise _limit("paging", "the server's next links repeat")
+            seen.add(url)
+            body = await get_json(
+                client,
+                url,
+                access_token=access_token,
+                deadline=deadline,
+                settings=settings,
+                base_url=base,
+            )
+            plan.pages_done += 1
+            url = _read_page(plan, url, body, outcome, budget, settings)
+    except FetchError as exc:
+        outcome.error = exc
+    except Exception as exc:  # a bug must not become a 500 for the clinician
+        count_failure("body")
+        log.error(
+            "FHIR fetch failed unexpectedly",
+            extra={"key": plan.key, "exc_type": type(exc).__name__},
+        )
+        outcome.error = FetchError("body", "the response could not be read")
+    return outcome
+
+
+def _limit(reason: str, detail: str) -> FetchError:
+    count_failure(reason)
+    log.warning("FHIR fetch stopped", extra={"reason": reason, "detail": detail})
+    return FetchError(reason, detail)
+
+
+def _read_page(
+    plan: _Plan,
+    page_url: str,
+    body: Any,
+    outcome: _Outcome,
+    budget: _ResourceBudget,
+    settings: Settings,
+) -> str | None:
+    """Add one fetched page's resources to ``plan``; return the next URL, made absolute
+    against ``page_url`` (servers may send relative links)."""
+    if not isinstance(body, dict) or not isinstance(body.get("resourceType"), str):
+        raise _limit("body", "the response is not a FHIR resource")
+    kind = body["resourceType"]
+    if kind == "OperationOutcome":
+        raise _limit("body", f"the server answered with an OperationOutcome ({outcome_text(body)})")
+    if plan.expected_type is not None:
+        if kind != plan.expected_type:
+            raise _limit("body", f"a read of {plan.expected_type} answered with a {kind}")
+        if not budget.take(1):
+            raise _limit("limit", f"more than {settings.max_resources} resources")
+        plan.resources.append(body)
+        return None
+    if kind != "Bundle":
+        raise _limit("body", f"a search answered with a {kind}, not a Bundle")
+    try:
+        unpacked = unpack(body, f"FHIR server '{plan.key}' page {plan.pages_done}")
+    except BundleShapeError as exc:
+        raise _limit("body", exc.message) from None
+    if not budget.take(len(unpacked.resources)):
+        raise _limit("limit", f"more than {settings.max_resources} resources")
+    plan.resources.extend(unpacked.resources)
+    outcome.notes.extend(unpacked.notes)
+    if unpacked.next_url is None:
+        return None
+    return str(httpx.URL(page_url).join(unpacked.next_url))

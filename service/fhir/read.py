@@ -1,0 +1,765 @@
+"""Lenient, typed reading of the FHIR R4 fields the rules read.
+
+EHR data is often not perfectly conformant, so this module reads leniently (unknown fields
+and extensions are ignored, a dateTime without timezone is read as UTC and says so) and
+checks strictly what it reads (a wrong type, an unparseable date, an unknown unit: the
+resource is skipped and a :class:`DataQualityNote` names it, never its contents).
+
+It works on plain orjson-parsed dicts: selecting the few resources the rules read by type
+and code happens *before* any decoding (:func:`select`), so a prefetch of 10,000 unrelated
+Observations costs about one dict probe each. fhir.resources is kept for strict mode
+(``strict.py``); it costs ~160 µs per resource and is too slow for the hot path.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any, Final
+
+import msgspec
+
+from service.clinical.model import DataQualityNote
+from service.fhir import codes
+from service.fhir.codes import LiverSite, ObservationKind
+from service.fhir.units import Quantity, UnitError, convert
+
+# --------------------------------------------------------------------------------------------
+# Dates
+# --------------------------------------------------------------------------------------------
+
+_YEAR: Final = re.compile(r"\d{4}")
+_YEAR_MONTH: Final = re.compile(r"(\d{4})-(\d{2})")
+_DATE: Final = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+_DATETIME: Final = re.compile(
+    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})?"
+)
+
+
+class DateError(ValueError):
+    """A FHIR date or dateTime that cannot be read."""
+
+
+class When(msgspec.Struct, frozen=True, gc=False):
+    """A parsed FHIR date/dateTime: the earliest instant it can mean, in UTC."""
+
+    at: datetime
+    timezone_assumed: bool = False
+    """A time of day was given without a timezone: read as UTC."""
+    precision: str = "second"
+    """``year``, ``month``, ``day`` or ``second``."""
+
+
+def parse_when(value: object) -> When:
+    """Parse a FHIR ``date``/``dateTime``/``instant`` (partial dates allowed).
+
+    A partial date means its first instant (``"2024-05"`` -> 2024-05-01T00:00Z): the
+    conservative reading for "is it within the lookback window". A time of day without a
+    timezone is read as UTC and flagged.
+    """
+    if value.__class__ is not str:
+        raise DateError("not a string")
+    assert isinstance(value, str)
+    s = value.strip()
+    n = len(s)
+    try:
+        if n > 10:
+            if _DATETIME.fullmatch(s) is None:
+                raise DateError("not a valid date")
+            parsed = datetime.fromisoformat(s)
+            if parsed.tzinfo is None:
+                return When(parsed.replace(tzinfo=UTC), True, "second")
+            return When(parsed.astimezone(UTC), False, "second")
+        if n == 10 and _DATE.fullmatch(s):
+            return When(datetime(int(s[0:4]), int(s[5:7]), int(s[8:10]), tzinfo=UTC), False, "day")
+        if n == 7 and _YEAR_MONTH.fullmatch(s):
+            return When(datetime(int(s[0:4]), int(s[5:7]), 1, tzinfo=UTC), False, "month")
+        if n == 4 and _YEAR.fullmatch(s):
+            return When(datetime(int(s), 1, 1, tzinfo=UTC), False, "year")
+    except (ValueError, OverflowError):
+        raise DateError("not a valid date") from None
+    raise DateError("not a valid date")
+
+
+def parse_birth_date(value: object) -> When:
+    """Patient.birthDate: a FHIR ``date`` (year, year-month or full date)."""
+    when = parse_when(value)
+    if when.precision == "second":
+        raise DateError("not a valid date")
+    return when
+
+
+# --------------------------------------------------------------------------------------------
+# Typed records of what the rules read
+# --------------------------------------------------------------------------------------------
+
+
+class SiteRead(msgspec.Struct, frozen=True, gc=False):
+    """One bodySite CodeableConcept: the liver site it names (if any) and its qualifiers."""
+
+    liver: LiverSite | None
+    coded: bool
+    """It has at least one coding (a site we could recognise, liver or not)."""
+    superficial: bool = False
+    diffuse: bool = False
+
+    @property
+    def key(self) -> str:
+        return self.liver.code if self.liver is not None else "?"
+
+
+class ConditionRead(msgspec.Struct, frozen=True, gc=False):
+    ref: str
+    id: str | None
+    tags: frozenset[str]
+    clinical_status: str | None
+    verification_status: str | None
+    sites: tuple[SiteRead, ...] = ()
+    severity_points: int | None = None
+    onset: datetime | None = None
+    related: str | None = None
+    """Id of the Condition named by the related-primary extension, if any."""
+    timezone_assumed: bool = False
+
+    @property
+    def current(self) -> bool:
+        return self.clinical_status in (None, "active", "recurrence", "relapse") and (
+            self.verification_status not in ("refuted", "entered-in-error")
+        )
+
+    @property
+    def confirmed(self) -> bool:
+        return self.verification_status in (None, "confirmed")
+
+
+class ObservationRead(msgspec.Struct, frozen=True, gc=False):
+    ref: str
+    id: str | None
+    kind: ObservationKind
+    time: datetime
+    status_missing: bool = False
+    timezone_assumed: bool = False
+    quantity: Quantity | None = None
+    """Labs, tumour size, FLR: the value in its canonical unit."""
+    integer: int | None = None
+    """ECOG 0-5, Karnofsky 0-100, lesion count >= 1."""
+    text: str | None = None
+    """TNM N category as read (``"N0"``, ``"N1"``, ...)."""
+    site: SiteRead | None = None
+    focus: tuple[str, ...] = ()
+    comparator: str | None = None
+
+
+class PatientRead(msgspec.Struct, frozen=True, gc=False):
+    ref: str
+    birth_date: When | None
+
+
+@dataclass
+class Selection:
+    """What :func:`select` kept for one patient, plus the problems it found."""
+
+    patient: PatientRead | None = None
+    conditions: list[ConditionRead] = field(default_factory=list)
+    observations: list[ObservationRead] = field(default_factory=list)
+    unclassified_conditions: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Conditions whose codes the rules do not read, by id (not decoded: a related-primary
+    link pointing at one means primary site ``other``, see :meth:`usable_unclassified`)."""
+    patient_ref: str = ""
+
+    def usable_unclassified(self, condition_id: str) -> bool:
+        """This patient's unclassified Condition ``condition_id`` exists and is not refuted
+        or entered in error."""
+        r = self.unclassified_conditions.get(condition_id)
+        if r is None:
+            return False
+        subject = r.get("subject")
+        reference = subject.get("reference") if isinstance(subject, dict) else None
+        if not isinstance(reference, str) or not (
+            reference == self.patient_ref or reference.endswith("/" + self.patient_ref)
+        ):
+            return False
+        try:
+            status = _status_code(r.get("verificationStatus"), "verificationStatus")
+        except ReadError:
+            return False
+        return status not in ("refuted", "entered-in-error")
+    notes: list[DataQualityNote] = field(default_factory=list)
+    other_patient: int = 0
+    """Relevant resources that belong to another patient (ignored)."""
+    timezone_assumed: list[str] = field(default_factory=list)
+    status_missing: list[str] = field(default_factory=list)
+
+
+class ReadError(ValueError):
+    """A read field is malformed; the message names the field, never its value."""
+
+
+# --------------------------------------------------------------------------------------------
+# Small typed accessors
+# --------------------------------------------------------------------------------------------
+
+
+def resource_ref(resource: Mapping[str, Any], position: int | None = None) -> str:
+    """``"Observation/abc"``, or ``"Observation (no id)"`` / ``"item 7"`` — never contents."""
+    rtype = resource.get("resourceType")
+    rtype = rtype if isinstance(rtype, str) and rtype.isalnum() and len(rtype) < 64 else None
+    rid = resource.get("id")
+    if rtype is None:
+        return f"item {position}" if position is not None else "resource without resourceType"
+    if rid.__class__ is str and 0 < len(rid) <= 64 and rid.isascii() and (
+        rid.isalnum() or _ID.fullmatch(rid)
+    ):
+        return f"{rtype}/{rid}"
+    return f"{rtype} (no id)" if position is None else f"{rtype} (no id, item {position})"
+
+
+_ID: Final = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+
+
+def _codings(concept: object, what: str) -> list[dict[str, Any]]:
+    """The well-formed codings of a CodeableConcept (None -> empty)."""
+    if concept is None:
+        return []
+    if not isinstance(concept, dict):
+        raise ReadError(f"{what} is not a CodeableConcept")
+    coding = concept.get("coding")
+    if coding is None:
+        return []
+    if not isinstance(coding, list):
+        raise ReadError(f"{what}.coding is not a list")
+    return [c for c in coding if isinstance(c, dict)]
+
+
+def _status_code(concept: object, what: str) -> str | None:
+    for c in _codings(concept, what):
+        code = c.get("code")
+        if isinstance(code, str):
+            return code
+    return None
+
+
+def _site(concept: object, what: str) -> SiteRead:
+    codings = _codings(concept, what)
+    liver: LiverSite | None = None
+    for c in codings:
+        if c.get("system") == codes.SNOMED:
+            code = c.get("code")
+            if isinstance(code, str):
+                liver = codes.LIVER_SITES.get(code.strip())
+                if liver is not None:
+                    break
+    superficial = diffuse = False
+    if not isinstance(concept, dict):
+        return SiteRead(None, False)
+    ext = concept.get("extension")
+    if isinstance(ext, list):
+        for e in ext:
+            if isinstance(e, dict) and e.get("url") == codes.MCODE_BODY_LOCATION_QUALIFIER:
+                for q in _codings(e.get("valueCodeableConcept"), f"{what} qualifier"):
+                    pair = (q.get("system"), q.get("code"))
+                    if pair == codes.SUPERFICIAL:
+                        superficial = True
+                    elif pair == codes.DIFFUSE:
+                        diffuse = True
+    elif ext is not None:
+        raise ReadError(f"{what}.extension is not a list")
+    return SiteRead(liver, bool(codings), superficial, diffuse)
+
+
+def _reference_id(value: object, rtype: str) -> str | None:
+    """Id from a Reference to ``rtype`` (relative or absolute URL), else None."""
+    if not isinstance(value, dict):
+        return None
+    ref = value.get("reference")
+    if not isinstance(ref, str):
+        return None
+    ref = ref.split("/_history/", 1)[0]
+    marker = rtype + "/"
+    if ref.startswith(marker):
+        return ref[len(marker):] or None
+    pos = ref.rfind("/" + marker)
+    if pos >= 0:
+        return ref[pos + len(marker) + 1:] or None
+    return None
+
+
+def _number(value: object, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ReadError(f"{what} is not a number")
+    if not math.isfinite(value):
+        raise ReadError(f"{what} is not a finite number")
+    return float(value)
+
+
+# --------------------------------------------------------------------------------------------
+# Per-resource readers
+# --------------------------------------------------------------------------------------------
+
+
+def _read_condition(
+    r: Mapping[str, Any], tags: frozenset[str], ref: str, notes: list[DataQualityNote]
+) -> ConditionRead:
+    clinical = _status_code(r.get("clinicalStatus"), "clinicalStatus")
+    verification = _status_code(r.get("verificationStatus"), "verificationStatus")
+    sites: list[SiteRead] = []
+    raw_sites = r.get("bodySite")
+    try:
+        if raw_sites is not None:
+            if not isinstance(raw_sites, list):
+                raise ReadError("bodySite is not a list")
+            sites = [_site(s, "bodySite") for s in raw_sites if s is not None]
+    except ReadError as exc:
+        sites = []
+        notes.append(DataQualityNote(ref, f"{exc}; body site not used"))
+    severity: int | None = None
+    try:
+        for c in _codings(r.get("severity"), "severity"):
+            if c.get("system") == codes.SNOMED and isinstance(c.get("code"), str):
+                points = codes.SEVERITY_POINTS.get(c["code"])
+                if points is not None:
+                    severity = max(severity or 0, points)
+    except ReadError as exc:
+        notes.append(DataQualityNote(ref, f"{exc}; severity not used"))
+    onset: datetime | None = None
+    tz = False
+    raw_onset = r.get("onsetDateTime")
+    if raw_onset is None:
+        period = r.get("onsetPeriod")
+        if isinstance(period, dict):
+            raw_onset = period.get("start")
+    if raw_onset is not None:
+        try:
+            when = parse_when(raw_onset)
+            onset, tz = when.at, when.timezone_assumed
+        except DateError as exc:
+            notes.append(DataQualityNote(ref, f"onset {exc}; onset not used"))
+    related: str | None = None
+    ext = r.get("extension")
+    if isinstance(ext, list):
+        for e in ext:
+            url = e.get("url") if isinstance(e, dict) else None
+            if isinstance(url, str) and url in codes.RELATED_PRIMARY_EXTENSIONS:
+                related = _reference_id(e.get("valueReference"), "Condition")
+                if related is not None:
+                    break
+    rid = r.get("id")
+    return ConditionRead(
+        ref=ref,
+        id=rid if isinstance(rid, str) else None,
+        tags=tags,
+        clinical_status=clinical,
+        verification_status=verification,
+        sites=tuple(sites),
+        severity_points=severity,
+        onset=onset,
+        related=related,
+        timezone_assumed=tz,
+    )
+
+
+_COUNTED_STATUS: Final = frozenset({"final", "amended", "corrected"})
+
+
+def _observation_time(r: Mapping[str, Any]) -> When | None:
+    """effectiveDateTime, else effectivePeriod.end, else effectiveInstant, else issued."""
+    raw = r.get("effectiveDateTime")
+    if raw is not None:
+        return parse_when(raw)
+    period = r.get("effectivePeriod")
+    if period is not None:
+        if not isinstance(period, dict):
+            raise DateError("is not a Period")
+        end = period.get("end")
+        if end is not None:
+            return parse_when(end)
+    for key in ("effectiveInstant", "issued"):
+        raw = r.get(key)
+        if raw is not None:
+            return parse_when(raw)
+    return None
+
+
+def _read_quantity(
+    kind: ObservationKind, q: object, what: str
+) -> tuple[Quantity, str | None]:
+    if not isinstance(q, dict):
+        raise ReadError(f"{what} is not a Quantity")
+    value = _number(q.get("value"), f"{what}.value")
+    system = q.get("system")
+    code = q.get("code")
+    if code is not None and not isinstance(code, str):
+        raise ReadError(f"{what}.code is not a string")
+    if system is not None and system != codes.UCUM and code is not None:
+        raise ReadError(f"{what} unit is not a UCUM code")
+    comparator = q.get("comparator")
+    if comparator is not None and comparator not in ("<", "<=", ">=", ">"):
+        raise ReadError(f"{what}.comparator is not valid")
+    try:
+        return convert(kind, value, code), comparator
+    except UnitError as exc:
+        raise ReadError(str(exc)) from None
+
+
+def _read_integer(value: object, what: str, low: int, high: int) -> int:
+    if isinstance(value, bool):
+        raise ReadError(f"{what} is not an integer")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int):
+        raise ReadError(f"{what} is not an integer")
+    if not low <= value <= high:
+        raise ReadError(f"{what} is outside {low}-{high}")
+    return value
+
+
+_TNM_N: Final = re.compile(r"^(?:[cpyra]{0,3})N([0-3X])", re.IGNORECASE)
+
+
+def _tnm_n(concept: object) -> str | None:
+    """``"N0"``..``"N3"`` or ``"NX"`` from a TNM N category CodeableConcept, by its label."""
+    if not isinstance(concept, dict):
+        return None
+    labels: list[object] = []
+    for c in _codings(concept, "valueCodeableConcept"):
+        labels += [c.get("code"), c.get("display")]
+    labels.append(concept.get("text"))
+    for label in labels:
+        if isinstance(label, str):
+            m = _TNM_N.match(label.strip())
+            if m:
+                return "N" + m.group(1).upper()
+    return None
+
+
+def _read_observation(
+    r: Mapping[str, Any], kind: ObservationKind, ref: str, when: When, status_missing: bool
+) -> ObservationRead:
+    rid = r.get("id")
+    common: dict[str, Any] = {
+        "ref": ref,
+        "id": rid if isinstance(rid, str) else None,
+        "kind": kind,
+        "time": when.at,
+        "status_missing": status_missing,
+        "timezone_assumed": when.timezone_assumed,
+    }
+    if kind in codes.LAB_KINDS or kind == "flr":
+        quantity, comparator = _read_quantity(kind, r.get("valueQuantity"), "valueQuantity")
+        return ObservationRead(**common, quantity=quantity, comparator=comparator)
+    if kind == "tumour-size":
+        q: object = None
+        components = r.get("component")
+        if components is not None and not isinstance(components, list):
+            raise ReadError("component is not a list")
+        for comp in components or ():
+            if isinstance(comp, dict) and any(
+                c.get("code") == codes.TUMOUR_SIZE_LONGEST_COMPONENT
+                and c.get("system") == codes.LOINC
+                for c in _codings(comp.get("code"), "component.code")
+            ):
+                q = comp.get("valueQuantity")
+                break
+        what = "component valueQuantity" if q is not None else "valueQuantity"
+        if q is None:
+            q = r.get("valueQuantity")
+        quantity, comparator = _read_quantity(kind, q, what)
+        raw_site = r.get("bodySite")
+        site = _site(raw_site, "bodySite") if raw_site is not None else None
+        focus_raw = r.get("focus")
+        focus: tuple[str, ...] = ()
+        if isinstance(focus_raw, list):
+            focus = tuple(
+                f["reference"] for f in focus_raw
+                if isinstance(f, dict) and isinstance(f.get("reference"), str)
+            )
+        return ObservationRead(
+            **common, quantity=quantity, comparator=comparator, site=site, focus=focus
+        )
+    if kind == "ecog":
+        if "valueInteger" in r:
+            grade = _read_integer(r["valueInteger"], "valueInteger", 0, 5)
+            return ObservationRead(**common, integer=grade)
+        if "valueCodeableConcept" in r:
+            for c in _codings(r["valueCodeableConcept"], "valueCodeableConcept"):
+                if c.get("system") == codes.LOINC and isinstance(c.get("code"), str):
+                    answer = codes.ECOG_ANSWERS.get(c["code"])
+                    if answer is not None:
+                        return ObservationRead(**common, integer=answer)
+            raise ReadError("valueCodeableConcept is not an ECOG answer code")
+        if "valueQuantity" in r:
+            vq = r["valueQuantity"]
+            value = vq.get("value") if isinstance(vq, dict) else None
+            grade = _read_integer(value, "valueQuantity.value", 0, 5)
+            return ObservationRead(**common, integer=grade)
+        raise ReadError("no ECOG value")
+    if kind == "karnofsky":
+        if "valueInteger" in r:
+            raw: object = r["valueInteger"]
+            what = "valueInteger"
+        elif isinstance(r.get("valueQuantity"), dict):
+            raw, what = r["valueQuantity"].get("value"), "valueQuantity.value"
+        else:
+            raise ReadError("no Karnofsky value")
+        return ObservationRead(**common, integer=_read_integer(raw, what, 0, 100))
+    if kind == "lesion-count":
+        if "valueInteger" in r:
+            raw, what = r["valueInteger"], "valueInteger"
+        elif isinstance(r.get("valueQuantity"), dict):
+            raw, what = r["valueQuantity"].get("value"), "valueQuantity.value"
+        else:
+            raise ReadError("no lesion count value")
+        return ObservationRead(**common, integer=_read_integer(raw, what, 1, 10_000))
+    if kind == "tnm-n":
+        n = _tnm_n(r.get("valueCodeableConcept"))
+        if n is None:
+            raise ReadError("valueCodeableConcept is not a recognisable N category")
+        return ObservationRead(**common, text=n)
+    raise ReadError(f"unsupported kind {kind}")  # pragma: no cover
+
+
+# --------------------------------------------------------------------------------------------
+# Selection: the hot path
+# --------------------------------------------------------------------------------------------
+
+
+def flatten(value: object, notes: list[DataQualityNote] | None = None) -> Iterator[Any]:
+    """Resources of a prefetch value: a resource, a (searchset) Bundle, or None.
+
+    Bundle entries whose ``search.mode`` is ``outcome`` and OperationOutcome resources are not
+    data and are skipped; junk entries are named in ``notes`` when given.
+    """
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        if notes is not None:
+            notes.append(DataQualityNote("prefetch value", "not a JSON object; ignored"))
+        return
+    rtype = value.get("resourceType")
+    if rtype == "Bundle":
+        entries = value.get("entry")
+        if entries is None:
+            return
+        if not isinstance(entries, list):
+            if notes is not None:
+                notes.append(DataQualityNote("Bundle", "entry is not a list; ignored"))
+            return
+        for i, entry in enumerate(entries):
+            if not isinstance(entry, dict):
+                if notes is not None:
+                    notes.append(DataQualityNote(f"Bundle entry {i}", "not a JSON object"))
+                continue
+            search = entry.get("search")
+            if isinstance(search, dict) and search.get("mode") == "outcome":
+                continue
+            resource = entry.get("resource")
+            if not isinstance(resource, dict):
+                if notes is not None:
+                    notes.append(DataQualityNote(f"Bundle entry {i}", "no resource"))
+                continue
+            if resource.get("resourceType") == "Bundle":
+                yield from flatten(resource, notes)
+            elif resource.get("resourceType") != "OperationOutcome":
+                yield resource
+        return
+    if rtype == "OperationOutcome":
+        return
+    yield value
+
+
+def select(resources: Iterable[Any], patient_id: str) -> Selection:
+    """Keep this patient's Patient, and the Conditions and Observations the rules read.
+
+    Order of checks per resource, cheapest and most selective first: resourceType, then the
+    code (a dict probe per coding), then the subject reference, then reading the fields.
+    Other patients' resources and other resource types are ignored; a relevant resource
+    whose read fields are malformed is skipped with a note. Never raises on bad data.
+    """
+    patient_ref = "Patient/" + patient_id
+    sel = Selection(patient_ref=patient_ref)
+    seen: set[str] = set()
+    obs_codes = codes.OBSERVATION_CODES
+    for position, r in enumerate(resources):
+        if r.__class__ is not dict and not isinstance(r, Mapping):
+            sel.notes.append(DataQualityNote(f"item {position}", "not a JSON object"))
+            continue
+        rtype = r.get("resourceType")
+        if rtype == "Observation":
+            code = r.get("code")
+            if code.__class__ is not dict:
+                continue
+            coding = code.get("coding")
+            if coding.__class__ is not list:
+                continue
+            kind: ObservationKind | None = None
+            for c in coding:
+                if c.__class__ is dict:
+                    cc = c.get("code")
+                    if cc.__class__ is str:
+                        hit = obs_codes.get(cc)
+                        if hit is not None and c.get("system") == hit[0]:
+                            kind = hit[1]
+                            break
+            if kind is None:
+                continue
+            _select_observation(sel, r, kind, patient_ref, position, seen)
+        elif rtype == "Condition":
+            _select_condition(sel, r, patient_ref, position, seen)
+        elif rtype == "Patient":
+            _select_patient(sel, r, patient_id, position)
+        elif rtype == "Bundle":
+            inner = select(flatten(r, sel.notes), patient_id)
+            _merge(sel, inner, seen)
+        elif rtype is None or not isinstance(rtype, str):
+            sel.notes.append(DataQualityNote(f"item {position}", "no resourceType"))
+    return sel
+
+
+def _merge(sel: Selection, inner: Selection, seen: set[str]) -> None:
+    if inner.patient is not None and sel.patient is None:
+        sel.patient = inner.patient
+    for cond in inner.conditions:
+        if cond.id is None or ("C" + cond.id) not in seen:
+            seen.add("C" + (cond.id or ""))
+            sel.conditions.append(cond)
+    for obs in inner.observations:
+        if obs.id is None or ("O" + obs.id) not in seen:
+            seen.add("O" + (obs.id or ""))
+            sel.observations.append(obs)
+    for key, value in inner.unclassified_conditions.items():
+        sel.unclassified_conditions.setdefault(key, value)
+    sel.notes += inner.notes
+    sel.other_patient += inner.other_patient
+    sel.timezone_assumed += inner.timezone_assumed
+    sel.status_missing += inner.status_missing
+
+
+def _belongs(sel: Selection, r: Mapping[str, Any], patient_ref: str, ref: str) -> bool:
+    subject = r.get("subject")
+    reference = subject.get("reference") if isinstance(subject, dict) else None
+    if reference == patient_ref:
+        return True
+    if not isinstance(reference, str):
+        sel.notes.append(DataQualityNote(ref, "no subject reference; ignored"))
+        return False
+    reference = reference.split("/_history/", 1)[0]
+    if reference == patient_ref or reference.endswith("/" + patient_ref):
+        return True
+    sel.other_patient += 1
+    return False
+
+
+def _select_observation(
+    sel: Selection,
+    r: Mapping[str, Any],
+    kind: ObservationKind,
+    patient_ref: str,
+    position: int,
+    seen: set[str],
+) -> None:
+    ref = resource_ref(r, position)
+    if not _belongs(sel, r, patient_ref, ref):
+        return
+    rid = r.get("id")
+    if isinstance(rid, str):
+        if ("O" + rid) in seen:
+            return
+        seen.add("O" + rid)
+    status = r.get("status")
+    if status is None:
+        status_missing = True
+    elif status.__class__ is not str:
+        sel.notes.append(DataQualityNote(ref, "status is not a code; skipped"))
+        return
+    elif status in _COUNTED_STATUS:
+        status_missing = False
+    else:
+        return  # preliminary, cancelled, entered-in-error, ...: not a result to use
+    try:
+        when = _observation_time(r)
+    except DateError as exc:
+        sel.notes.append(DataQualityNote(ref, f"effective time {exc}; skipped"))
+        return
+    if when is None:
+        sel.notes.append(DataQualityNote(ref, "no effective time or issued date; skipped"))
+        return
+    try:
+        obs = _read_observation(r, kind, ref, when, status_missing)
+    except ReadError as exc:
+        sel.notes.append(DataQualityNote(ref, f"{exc}; skipped"))
+        return
+    if obs.comparator is not None:
+        sel.notes.append(
+            DataQualityNote(ref, f"value has comparator '{obs.comparator}'; used as the limit")
+        )
+    if status_missing:
+        sel.status_missing.append(ref)
+    if when.timezone_assumed:
+        sel.timezone_assumed.append(ref)
+    sel.observations.append(obs)
+
+
+def _select_condition(
+    sel: Selection, r: Mapping[str, Any], patient_ref: str, position: int, seen: set[str]
+) -> None:
+    code = r.get("code")
+    tags: frozenset[str] = frozenset()
+    if code.__class__ is dict:
+        coding = code.get("coding")
+        if coding.__class__ is list:
+            for c in coding:
+                if c.__class__ is dict:
+                    found = codes.condition_tags(c.get("system"), c.get("code"))
+                    if found:
+                        tags = tags | found
+    rid = r.get("id")
+    if not tags:
+        # Not read by the rules, but a related-primary link may point at it (primary site
+        # "other"): keep a reference to the dict, judged only if a link names it.
+        if rid.__class__ is str:
+            sel.unclassified_conditions.setdefault(rid, r)
+        return
+    ref = resource_ref(r, position)
+    if not _belongs(sel, r, patient_ref, ref):
+        return
+    if isinstance(rid, str):
+        if ("C" + rid) in seen:
+            return
+        seen.add("C" + rid)
+    notes: list[DataQualityNote] = []
+    try:
+        cond = _read_condition(r, tags, ref, notes)
+    except ReadError as exc:
+        sel.notes.append(DataQualityNote(ref, f"{exc}; skipped"))
+        return
+    sel.notes += notes
+    if cond.timezone_assumed:
+        sel.timezone_assumed.append(ref)
+    sel.conditions.append(cond)
+
+
+def _select_patient(sel: Selection, r: Mapping[str, Any], patient_id: str, position: int) -> None:
+    if r.get("id") != patient_id:
+        sel.other_patient += 1
+        return
+    ref = "Patient/" + patient_id
+    birth: When | None = None
+    raw = r.get("birthDate")
+    if raw is not None:
+        try:
+            birth = parse_birth_date(raw)
+        except DateError as exc:
+            sel.notes.append(DataQualityNote(ref, f"birthDate {exc}; age unknown"))
+    if sel.patient is None or (sel.patient.birth_date is None and birth is not None):
+        sel.patient = PatientRead(ref, birth)
+
+
+def age_at(birth: When, at: datetime) -> int:
+    """Completed years at ``at``; a partial birth date counts from its earliest day, which
+    gives the oldest possible age (conservative for age limits such as TransMet's 65)."""
+    b: date = birth.at.date()
+    d = at.astimezone(UTC).date()
+    return d.year - b.year - ((d.month, d.day) < (b.month, b.day))

@@ -1,0 +1,1 @@
+"""Turning an assessment into CDS Hooks cards, with wording loaded from ``cards/``."""

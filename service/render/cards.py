@@ -1,0 +1,507 @@
+"""Assessment -> CDS Hooks 2.0 cards (shared/spec/cards.md).
+
+One assessment card whenever the engine gave a verdict, plus one data-needed card when a
+fact is missing or out of date; no cards at all for rule 0. All wording comes from
+``cards/`` (:mod:`service.render.content`); this module only chooses and assembles it.
+Values from the engine are numbers, codes and references; any of them that reaches the
+Markdown detail goes through :func:`service.render.markdown.text`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import uuid4
+
+from service.clinical.model import (
+    Assessment,
+    DataQualityNote,
+    Evidence,
+    Facts,
+    OfferedOption,
+    Score,
+)
+from service.render import markdown as md
+from service.render import proposals, schema, templates
+from service.render.content import (
+    SEGMENTS,
+    SUMMARY_MAX,
+    CardContent,
+    OptionContent,
+    SourceContent,
+    load_content,
+)
+from service.render.data_needed import data_needed_card
+
+CARD_TOPIC_SYSTEM = "https://liver-cds.org/fhir/CodeSystem/card-topic"
+
+_UNSAFE_PLAIN = re.compile(r"[^\w\s./,+%()]")
+"""Characters dropped from an unknown engine qualifier before it reaches a plain-text label."""
+
+INDICATORS: dict[str, str] = {
+    "resectable": "info",
+    "potentially-resectable": "info",
+    "not-resectable": "warning",
+    "indeterminate": "info",
+}
+"""cards.md: warning only for not-resectable."""
+
+
+@dataclass(frozen=True)
+class RenderContext:
+    """What rendering needs beyond the assessment."""
+
+    patient_id: str
+    smart_app_url: str = ""
+    new_uuid: Callable[[], str] = field(default=lambda: str(uuid4()))
+    cards_dir: str = ""
+    """``Settings.cards_dir``: the card content directory; empty means the shipped ``cards/``."""
+
+
+def render_cards(assessment: Assessment, ctx: RenderContext) -> list[dict[str, Any]]:
+    """The ``cards`` array of the response (empty when the assessment has no cards)."""
+    if assessment.verdict is None:
+        return []
+    content = load_content(ctx.cards_dir)
+    cards = [assessment_card(assessment, ctx, content)]
+    if assessment.missing:
+        cards.append(data_needed_card(assessment, ctx.patient_id, ctx.new_uuid, content))
+    return cards
+
+
+# --- the summary -------------------------------------------------------------------------
+
+
+def disease_key(tumour_kind: str | None, primary_site: str | None) -> str:
+    """Key of ``diseases`` in ruleset.yaml for a tumour kind and primary site."""
+    if tumour_kind == "secondary":
+        site = primary_site if primary_site in schema.PRIMARY_SITES else "unknown"
+        return f"secondary-{site}"
+    if tumour_kind in ("hcc", "other-liver-primary"):
+        return tumour_kind
+    return "unknown"
+
+
+def normalised_segment(segment: str | None) -> str | None:
+    """Couinaud segment I..VIII (IVa and IVb count as IV), or ``None``."""
+    if segment is None:
+        return None
+    value = segment.strip().upper()
+    if value in ("IVA", "IVB"):
+        value = "IV"
+    return value if value in SEGMENTS else None
+
+
+def distribution_phrase(content: CardContent, facts: Facts) -> str:
+    """The ``{distribution}`` phrase: diffuse, single segment, left surface, or the side."""
+    phrases = content.distributions
+    if facts.distribution == "diffuse":
+        return phrases["diffuse"]
+    segment = normalised_segment(facts.segment) if facts.single_segment else None
+    if segment is not None:
+        return templates.fill(phrases["single-segment"], {"segment": segment})
+    if facts.distribution == "left" and facts.surface:
+        return phrases["left-surface"]
+    return phrases.get(facts.distribution, phrases["unknown"])
+
+
+def headline_option(assessment: Assessment) -> str:
+    """The option the summary names: the first recommended one other than MDT review."""
+    for option in assessment.options:
+        if option.recommended and option.code != "mdt-review":
+            return option.code
+    return "mdt-review"
+
+
+def summary(content: CardContent, assessment: Assessment) -> str:
+    """The assessment card's summary (at most 139 characters, checked at load)."""
+    verdict = assessment.verdict or "indeterminate"
+    facts = assessment.facts
+    cp = assessment.scores.child_pugh
+    cp_class = cp.category if cp is not None and cp.category in ("A", "B", "C") else "unknown"
+    option = content.options.get(headline_option(assessment))
+    values = {
+        "disease": content.diseases[disease_key(facts.tumour_kind, facts.primary_site)],
+        "distribution": distribution_phrase(content, facts),
+        "option": option.summary if option is not None else content.options["mdt-review"].summary,
+        "child_pugh": content.child_pugh[cp_class],
+        "reason": content.reason(assessment.rule),
+    }
+    text = templates.fill(content.summary_template(verdict, assessment.rule), values)
+    return text if len(text) <= SUMMARY_MAX else text[: SUMMARY_MAX - 1] + "…"
+
+
+# --- the assessment card ------------------------------------------------------------------
+
+
+def assessment_card(
+    assessment: Assessment, ctx: RenderContext, content: CardContent
+) -> dict[str, Any]:
+    verdict = assessment.verdict or "indeterminate"
+    sources = cited_sources(content, assessment)
+    source: dict[str, Any] = {"label": content.source_label}
+    url = _source_url(content, assessment, sources)
+    if url:
+        source["url"] = url
+    source["topic"] = {
+        "system": CARD_TOPIC_SYSTEM,
+        "code": verdict,
+        "display": content.topics[verdict],
+    }
+    card: dict[str, Any] = {
+        "uuid": ctx.new_uuid(),
+        "summary": summary(content, assessment),
+        "indicator": INDICATORS[verdict],
+        "detail": assessment_detail(content, assessment, sources),
+        "source": source,
+    }
+    suggestions = option_suggestions(content, assessment, ctx)
+    if suggestions:
+        card["suggestions"] = suggestions
+        card["selectionBehavior"] = "any"
+    reasons = override_reasons(content, "assessment")
+    if reasons:
+        card["overrideReasons"] = reasons
+    links = [
+        {"label": s.label, "url": s.url, "type": "absolute"} for s in sources if s.url is not None
+    ]
+    if ctx.smart_app_url:
+        links.append({"label": content.smart_link_label, "url": ctx.smart_app_url, "type": "smart"})
+    if links:
+        card["links"] = links
+    return card
+
+
+def override_reasons(content: CardContent, kind: str) -> list[dict[str, str]]:
+    """The override-reason Codings offered on a card of ``kind`` (each with ``display``)."""
+    return [
+        {"system": content.override_system, "code": r.code, "display": r.display}
+        for r in content.override_reasons
+        if kind in r.cards
+    ]
+
+
+def shown_scores(assessment: Assessment) -> list[tuple[str, Score]]:
+    """Scores for the card: BCLC only for hcc, Fong only for colorectal metastases."""
+    facts = assessment.facts
+    out = []
+    for key in schema.SCORE_KEYS:
+        score = getattr(assessment.scores, key)
+        if score is None:
+            continue
+        if key == "bclc" and facts.tumour_kind != "hcc":
+            continue
+        if key == "fong" and not (
+            facts.tumour_kind == "secondary" and facts.primary_site == "colorectal"
+        ):
+            continue
+        out.append((key, score))
+    return out
+
+
+def cited_sources(content: CardContent, assessment: Assessment) -> list[SourceContent]:
+    """Sources cited by the deciding rule, the shown scores, offered options, heuristics.
+
+    ``tumour_kinds`` and ``primary_sites`` restrict a source to the rules that applied: a
+    primary site counts only for metastases (an hcc patient with a colorectal metastasis
+    follows the hcc rules, so colorectal-only sources are not cited).
+    """
+    facts = assessment.facts
+    rules = {assessment.rule, *(o.rule for o in assessment.options if o.rule)}
+    scores = {key for key, _ in shown_scores(assessment)}
+    offered = set(assessment.offered)
+    heuristics = set(assessment.heuristics)
+    out = []
+    for source in content.sources:
+        if source.tumour_kinds and facts.tumour_kind not in source.tumour_kinds:
+            continue
+        if source.primary_sites and not (
+            facts.tumour_kind == "secondary" and facts.primary_site in source.primary_sites
+        ):
+            continue  # e.g. COLLISION is about colorectal metastases, not an hcc patient's
+        if (
+            source.rules & rules
+            or source.scores & scores
+            or source.options & offered
+            or source.heuristics & heuristics
+        ):
+            out.append(source)
+    return out
+
+
+def _source_url(
+    content: CardContent, assessment: Assessment, sources: list[SourceContent]
+) -> str | None:
+    """The guideline behind the deciding rule, else the rule set's documentation, if any."""
+    for source in sources:
+        if source.url is not None and assessment.rule in source.rules:
+            return source.url
+    return content.documentation_url
+
+
+def option_suggestions(
+    content: CardContent, assessment: Assessment, ctx: RenderContext
+) -> list[dict[str, Any]]:
+    """One suggestion per offered option, recommended first, otherwise in the table's order."""
+    ordered = sorted(assessment.options, key=lambda o: not o.recommended)
+    reasons = proposals.reason_references(assessment.facts.liver_conditions)
+    out = []
+    for option in ordered:
+        text = _option_content(content, option.code)
+        qualifier = _qualifier(content, option)
+        label = text.suggestion + (f" ({qualifier})" if qualifier else "")
+        display = text.label + (f" ({qualifier})" if qualifier else "")
+        codings = [
+            {
+                "system": proposals.TREATMENT_OPTION_SYSTEM,
+                "code": option.code,
+                "display": text.label,
+            },
+            *text.codings,
+        ]
+        description = templates.fill(content.texts["action_description"], {"label": display})
+        resource = proposals.service_request(ctx.patient_id, codings, display, reasons)
+        out.append(
+            proposals.suggestion(ctx.new_uuid, label, option.recommended, description, resource)
+        )
+    return out
+
+
+def _option_content(content: CardContent, code: str) -> OptionContent:
+    found = content.options.get(code)
+    if found is not None:
+        return found
+    plain = " ".join(str(code).split()) or "option"
+    return OptionContent(plain, plain, plain, "", plain, (), {}, ())
+
+
+def _qualifier(content: CardContent, option: OfferedOption) -> str:
+    """The qualifier as plain text (card content, or the engine's code made readable)."""
+    if not option.qualifier:
+        return ""
+    known = content.qualifiers.get(option.qualifier)
+    if known is not None:
+        return known
+    readable = option.qualifier.replace("-", " ").replace("_", " ")
+    return " ".join(_UNSAFE_PLAIN.sub("", readable).split())
+
+
+# --- the detail (GitHub-flavoured Markdown) ----------------------------------------------
+
+
+def assessment_detail(
+    content: CardContent, assessment: Assessment, sources: list[SourceContent]
+) -> str:
+    sections = [
+        _why(content, assessment),
+        _facts_used(content, assessment),
+        _options(content, assessment),
+        _scores(content, assessment),
+        _bullets(
+            content.texts["assumptions_heading"], (md.text(a) for a in assessment.assumptions)
+        ),
+        _bullets(content.texts["data_quality_heading"], _data_quality(assessment)),
+        _sources(content, sources),
+    ]
+    return "\n\n".join(section for section in sections if section)
+
+
+def _why(content: CardContent, assessment: Assessment) -> str:
+    verdict = assessment.verdict or "indeterminate"
+    rule = content.rules.get(assessment.rule)
+    texts = content.texts
+    first = templates.fill(
+        texts["verdict_line"],
+        {
+            "verdict": content.topics[verdict],
+            "rule": md.text(assessment.rule),
+            "rule_text": rule.text if rule is not None else texts["reason_unknown"],
+        },
+    )
+    lines = [first, "", content.verdict_explanations[verdict]]
+    bullets = [f"- {note}" for note in _notes(content, assessment)]
+    for name in assessment.heuristics:
+        known = content.heuristics.get(name)
+        bullets.append(
+            "- " + templates.fill(texts["heuristic_line"], {"text": known or md.text(name)})
+        )
+    if assessment.missing:
+        bullets.append("- " + texts["data_needed_pointer"])
+    if bullets:
+        lines += ["", *bullets]
+    return "\n".join(lines)
+
+
+def _notes(content: CardContent, assessment: Assessment) -> list[str]:
+    """The engine's clinical notes, each once: a key of ``notes`` in ruleset.yaml gets the
+    card wording, any other note is shown as the engine wrote it.
+
+    The engine words the notes for the facts it flags (both hcc and metastases found, FLR
+    threshold applied; presumed macrovascular invasion is an assumption), so the renderer
+    does not restate those flags itself.
+    """
+    out = []
+    for note in dict.fromkeys(assessment.notes):
+        out.append(content.notes.get(note) or md.text(note))
+    return out
+
+
+def _evidence(assessment: Assessment) -> list[Evidence]:
+    """The evidence behind the verdict: the facts the rules consulted, in that order
+    (all evidence when the engine did not say which it consulted)."""
+    evidence = assessment.facts.evidence
+    if not assessment.facts_used:
+        return list(evidence)
+    order = {name: index for index, name in enumerate(assessment.facts_used)}
+    used = [e for e in evidence if e.fact in order]
+    return sorted(used, key=lambda e: order[e.fact])
+
+
+def _facts_used(content: CardContent, assessment: Assessment) -> str:
+    lines = []
+    for evidence in _evidence(assessment):
+        label = content.facts.get(evidence.fact) or md.text(_humanise(evidence.fact))
+        provenance = [md.day(evidence.date)] if evidence.date is not None else []
+        provenance += [md.reference(ref) for ref in evidence.sources]
+        known = content.fact_values.get(evidence.fact, {}).get(evidence.value)
+        line = f"- **{label}**: {known or md.text(evidence.value)}"
+        if provenance:
+            line += f" ({'; '.join(provenance)})"
+        lines.append(line)
+    return _section(content.texts["facts_heading"], lines)
+
+
+def _options(content: CardContent, assessment: Assessment) -> str:
+    texts = content.texts
+    modifiers = [m for m in schema.RISK_MODIFIERS if m in assessment.risk_modifiers]
+    lines = []
+    ordered = sorted(assessment.options, key=lambda o: not o.recommended)
+    for number, option in enumerate(ordered, start=1):
+        text = _option_content(content, option.code)
+        qualifier = _qualifier(content, option)
+        name = f"**{text.label}**" + (f", {md.text(qualifier)}" if qualifier else "")
+        status = [texts["recommended"] if option.recommended else texts["offered"]]
+        if option.rule.startswith("addition:"):
+            added = content.additions.get(option.rule.removeprefix("addition:"))
+            status.append(added or md.text(option.rule))
+        elif option.rule:
+            status.append(templates.fill(texts["offered_by_rule"], {"rule": md.text(option.rule)}))
+        line = f"{number}. {name} ({'; '.join(status)})"
+        if text.description:
+            line += f": {text.description}"
+        lines.append(line)
+        if text.risks:
+            risks = templates.fill(texts["risks"], {"risks": ", ".join(text.risks)})
+        else:
+            risks = texts["no_risks"]
+        lines.append(f"   - {risks}")
+        specific = [_sentence(text.modifiers[m]) for m in modifiers if m in text.modifiers]
+        if specific:
+            joined = " ".join(specific)
+            lines.append("   - " + templates.fill(texts["for_this_patient"], {"text": joined}))
+    return _section(texts["options_heading"], lines)
+
+
+def _scores(content: CardContent, assessment: Assessment) -> str:
+    texts = content.texts
+    lines = []
+    for key, score in shown_scores(assessment):
+        text = content.scores[key]
+        value = templates.fill(text.value, {"value": _value(score.value)})
+        if score.category is not None and text.category is not None:
+            value += ", " + templates.fill(text.category, {"category": md.text(score.category)})
+        parts = [f"- **{text.label}**: {value}."]
+        inputs = [_score_input(content, i) for i in score.inputs]
+        if inputs:
+            parts.append("; ".join(inputs) + ".")
+        if score.unknown_inputs:
+            unknown = ", ".join(md.text(_label(content, n)) for n in score.unknown_inputs)
+            parts.append(templates.fill(texts["unknown_inputs"], {"items": unknown}) + ".")
+        if score.note and not _said_in(score.note, assessment.assumptions):
+            parts.append(_sentence(md.text(score.note)))
+        if text.note:
+            parts.append(text.note)
+        lines.append(" ".join(parts))
+    return _section(texts["scores_heading"], lines)
+
+
+def _score_input(content: CardContent, item: Any) -> str:
+    texts = content.texts
+    out = f"{md.text(_label(content, item.name))} {md.text(item.value)}"
+    if item.date is not None:
+        out += f" ({md.day(item.date)})"
+    if item.points is not None:
+        key = "point" if item.points == 1 else "points"
+        out += ": " + templates.fill(texts[key], {"points": str(item.points)})
+    if item.assumed and "assumed" not in str(item.value).lower():
+        out += f" ({texts['assumed']})"
+    return out
+
+
+def _data_quality(assessment: Assessment) -> Iterable[str]:
+    seen: set[DataQualityNote] = set()
+    for note in (*assessment.data_quality, *assessment.facts.data_quality):
+        if note in seen:
+            continue
+        seen.add(note)
+        yield f"{md.reference(note.resource)}: {md.text(note.problem)}"
+
+
+def _sources(content: CardContent, sources: list[SourceContent]) -> str:
+    lines = []
+    for source in sources:
+        name = md.link(source.label, source.url) if source.url else md.text(source.label)
+        lines.append(f"- {name}: {source.citation}")
+    lines.append(
+        "- "
+        + templates.fill(content.texts["ruleset_line"], {"label": md.text(content.source_label)})
+    )
+    return _section(content.texts["sources_heading"], lines)
+
+
+def _bullets(heading: str, items: Iterable[str]) -> str:
+    return _section(heading, [f"- {item}" for item in items])
+
+
+def _section(heading: str, lines: list[str]) -> str:
+    if not lines:
+        return ""
+    return f"**{heading}**\n\n" + "\n".join(lines)
+
+
+def _label(content: CardContent, name: str) -> str:
+    """A fact or score-input name as the card shows it."""
+    return content.facts.get(name) or content.facts.get(name.lower()) or _humanise(name)
+
+
+def _humanise(name: str) -> str:
+    text = " ".join(str(name).replace("_", " ").replace("-", " ").split())
+    return text[:1].upper() + text[1:]
+
+
+def _said_in(note: str, texts: Iterable[str]) -> bool:
+    """Whether ``note`` opens one of ``texts`` (a score note repeating an assumption)."""
+    start = note.strip().rstrip(".").lower()
+    return bool(start) and any(t.strip().lower().startswith(start) for t in texts)
+
+
+def _sentence(text: str) -> str:
+    """``text`` starting with a capital and ending with a full stop."""
+    text = text.strip()
+    if not text:
+        return text
+    text = text[:1].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def _value(value: float | int | str) -> str:
+    """A score's value: integers as they are, other numbers to two decimals."""
+    if isinstance(value, bool):
+        return md.text(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.2f}"  # ALBI is read to two decimals, -2.00 included
+    return md.text(value)

@@ -1,0 +1,340 @@
+"""JSON Schemas of the files in ``cards/`` (structure only; meaning is checked in content.py).
+
+Kept in code, not next to the wording, because the shape is a contract with the renderer:
+a clinician edits wording in ``cards/``, an engineer edits this file together with the code.
+"""
+
+from __future__ import annotations
+
+from typing import Any, get_args
+
+from service.clinical.model import (
+    OPTION_CODES,
+    VERDICTS,
+    MissingFact,
+    PrimarySite,
+    RiskModifier,
+    TumourKind,
+)
+
+RULE_IDS: tuple[str, ...] = tuple(str(n) for n in range(1, 24))
+"""The deciding rules of clinical-rules.md §3 that produce cards (rule 0 produces none)."""
+
+TOPIC_CODES: tuple[str, ...] = (*VERDICTS, "data-needed")
+SCORE_KEYS: tuple[str, ...] = ("child_pugh", "albi", "meld", "meld_na", "fong", "bclc")
+"""Attributes of :class:`service.clinical.model.Scores`, in display order."""
+PRIMARY_SITES: tuple[str, ...] = get_args(PrimarySite)
+TUMOUR_KINDS: tuple[str, ...] = get_args(TumourKind)
+MISSING_FACTS: tuple[str, ...] = get_args(MissingFact)
+RISK_MODIFIERS: tuple[str, ...] = get_args(RiskModifier)
+DISEASE_KEYS: tuple[str, ...] = (
+    "hcc",
+    "other-liver-primary",
+    *(f"secondary-{site}" for site in PRIMARY_SITES),
+    "unknown",
+)
+DISTRIBUTION_KEYS: tuple[str, ...] = (
+    "right",
+    "left",
+    "left-surface",
+    "single-segment",
+    "bilobar",
+    "diffuse",
+    "unknown",
+)
+CHILD_PUGH_KEYS: tuple[str, ...] = ("A", "B", "C", "unknown")
+CARD_KINDS: tuple[str, ...] = ("assessment", "data-needed")
+
+RULESET_TEXTS: dict[str, tuple[str, ...]] = {
+    "verdict_line": ("verdict", "rule", "rule_text"),
+    "heuristic_line": ("text",),
+    "facts_heading": (),
+    "options_heading": (),
+    "scores_heading": (),
+    "assumptions_heading": (),
+    "data_quality_heading": (),
+    "sources_heading": (),
+    "recommended": (),
+    "offered": (),
+    "offered_by_rule": ("rule",),
+    "risks": ("risks",),
+    "for_this_patient": ("text",),
+    "no_risks": (),
+    "point": ("points",),
+    "points": ("points",),
+    "assumed": (),
+    "unknown_inputs": ("items",),
+    "data_needed_pointer": (),
+    "ruleset_line": ("label",),
+    "action_description": ("label",),
+    "reason_unknown": (),
+}
+"""Keys of ``texts`` in ruleset.yaml and the placeholders each may use."""
+
+DATA_NEEDED_TEXTS: dict[str, tuple[str, ...]] = {
+    "essential_heading": (),
+    "refine_heading": (),
+    "missing": (),
+    "stale": ("date",),
+    "order_line": ("order",),
+    "no_order_line": ("action",),
+}
+"""Keys of ``texts`` in data-needed.yaml and the placeholders each may use."""
+
+SUMMARY_FIELDS: tuple[str, ...] = ("disease", "distribution", "option", "child_pugh", "reason")
+
+CODE_PATTERN = r"^[A-Za-z0-9-]{1,100}$"
+HTTPS_URL = {"type": "string", "pattern": r"^https://[^\s<>\"]+$"}
+_TEXT: dict[str, Any] = {"type": "string", "minLength": 1}
+
+
+def _texts(keys: tuple[str, ...] | list[str]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {key: _TEXT for key in keys},
+        "required": list(keys),
+        "additionalProperties": False,
+    }
+
+
+def _object(properties: dict[str, Any], required: tuple[str, ...]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(required),
+        "additionalProperties": False,
+    }
+
+
+def _list_of(item: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "array", "items": item, "minItems": 1, "uniqueItems": True}
+
+
+def _text_map() -> dict[str, Any]:
+    return {"type": "object", "additionalProperties": _TEXT}
+
+
+_CODING = _object(
+    {
+        "system": {"type": "string", "pattern": r"^(https?|urn):\S+$"},
+        "code": _TEXT,
+        "display": _TEXT,
+    },
+    ("system", "code", "display"),
+)
+
+RULESET: dict[str, Any] = _object(
+    {
+        "version": {"type": "string", "pattern": r"^[0-9A-Za-z][0-9A-Za-z.\-]{0,31}$"},
+        "source_label": _TEXT,
+        "documentation_url": {"anyOf": [{"const": ""}, HTTPS_URL]},
+        "smart_link_label": _TEXT,
+        "topics": _texts(TOPIC_CODES),
+        "verdicts": _object(
+            {
+                v: _object({"summary": _TEXT, "explanation": _TEXT}, ("summary", "explanation"))
+                for v in VERDICTS
+            },
+            VERDICTS,
+        ),
+        "rules": _object(
+            {
+                r: _object({"reason": _TEXT, "text": _TEXT, "summary": _TEXT}, ("reason", "text"))
+                for r in RULE_IDS
+            },
+            RULE_IDS,
+        ),
+        "additions": {**_text_map(), "required": ["monitoring", "best-supportive-care"]},
+        "heuristics": _text_map(),
+        "notes": _text_map(),
+        "diseases": _texts(DISEASE_KEYS),
+        "distributions": _texts(DISTRIBUTION_KEYS),
+        "child_pugh": _texts(CHILD_PUGH_KEYS),
+        "facts": _text_map(),
+        "fact_values": {"type": "object", "additionalProperties": _text_map()},
+        "scores": _object(
+            {
+                k: _object(
+                    {"label": _TEXT, "value": _TEXT, "category": _TEXT, "note": _TEXT},
+                    ("label", "value"),
+                )
+                for k in SCORE_KEYS
+            },
+            SCORE_KEYS,
+        ),
+        "texts": _texts(list(RULESET_TEXTS)),
+    },
+    (
+        "version",
+        "source_label",
+        "smart_link_label",
+        "topics",
+        "verdicts",
+        "rules",
+        "additions",
+        "heuristics",
+        "notes",
+        "diseases",
+        "distributions",
+        "child_pugh",
+        "facts",
+        "fact_values",
+        "scores",
+        "texts",
+    ),
+)
+
+OPTIONS: dict[str, Any] = _object(
+    {
+        "options": _object(
+            {
+                code: _object(
+                    {
+                        "label": _TEXT,
+                        "summary": _TEXT,
+                        "description": _TEXT,
+                        "suggestion": {"type": "string", "minLength": 1, "maxLength": 100},
+                        "risk_group": _TEXT,
+                        "codings": _list_of(_CODING),
+                    },
+                    ("label", "summary", "description", "suggestion"),
+                )
+                for code in OPTION_CODES
+            },
+            OPTION_CODES,
+        ),
+        "qualifiers": _text_map(),
+    },
+    ("options", "qualifiers"),
+)
+
+RISKS: dict[str, Any] = _object(
+    {
+        "groups": {
+            "type": "object",
+            "minProperties": 1,
+            "additionalProperties": _object(
+                {
+                    "risks": _list_of(_TEXT),
+                    "modifiers": {
+                        "type": "object",
+                        "propertyNames": {"enum": list(RISK_MODIFIERS)},
+                        "additionalProperties": _TEXT,
+                    },
+                },
+                ("risks", "modifiers"),
+            ),
+        }
+    },
+    ("groups",),
+)
+
+SOURCES: dict[str, Any] = _object(
+    {
+        "sources": {
+            "type": "object",
+            "minProperties": 1,
+            "propertyNames": {"pattern": CODE_PATTERN},
+            "additionalProperties": _object(
+                {
+                    "label": _TEXT,
+                    "citation": _TEXT,
+                    "url": HTTPS_URL,
+                    "tumour_kinds": _list_of({"enum": list(TUMOUR_KINDS)}),
+                    "primary_sites": _list_of({"enum": list(PRIMARY_SITES)}),
+                    "cited_by": {
+                        **_object(
+                            {
+                                "rules": _list_of({"type": "string", "minLength": 1}),
+                                "scores": _list_of({"enum": list(SCORE_KEYS)}),
+                                "options": _list_of({"enum": list(OPTION_CODES)}),
+                                "heuristics": _list_of(_TEXT),
+                            },
+                            (),
+                        ),
+                        "minProperties": 1,
+                    },
+                },
+                ("label", "citation", "cited_by"),
+            ),
+        }
+    },
+    ("sources",),
+)
+
+DATA_NEEDED: dict[str, Any] = _object(
+    {
+        "summary": _texts(["essential", "refine"]),
+        "texts": _texts(list(DATA_NEEDED_TEXTS)),
+        "items": _object(
+            {
+                fact: _object(
+                    {
+                        "label": _TEXT,
+                        "short": _TEXT,
+                        "why": _TEXT,
+                        "why_essential": _TEXT,
+                        "why_refine": _TEXT,
+                        "missing": _TEXT,
+                        "order": _TEXT,
+                        "action": _TEXT,
+                    },
+                    ("label", "short", "why"),
+                )
+                for fact in MISSING_FACTS
+            },
+            MISSING_FACTS,
+        ),
+        "orders": {
+            "type": "object",
+            "minProperties": 1,
+            "propertyNames": {"pattern": CODE_PATTERN},
+            "additionalProperties": _object(
+                {
+                    "display": _TEXT,
+                    "text": _TEXT,
+                    "suggestion": {"type": "string", "minLength": 1, "maxLength": 100},
+                    "codings": _list_of(_CODING),
+                },
+                ("display", "text", "suggestion"),
+            ),
+        },
+    },
+    ("summary", "texts", "items", "orders"),
+)
+
+OVERRIDE_REASONS: dict[str, Any] = _object(
+    {
+        "system": {"const": "https://liver-cds.org/fhir/CodeSystem/override-reason"},
+        "reasons": {
+            "type": "array",
+            "minItems": 1,
+            "items": _object(
+                {
+                    "code": {"type": "string", "pattern": CODE_PATTERN},
+                    "display": _TEXT,
+                    "cards": _list_of({"enum": list(CARD_KINDS)}),
+                },
+                ("code", "display"),
+            ),
+        },
+    },
+    ("system", "reasons"),
+)
+
+FILES: dict[str, dict[str, Any]] = {
+    "ruleset.yaml": RULESET,
+    "options.yaml": OPTIONS,
+    "risks.yaml": RISKS,
+    "sources.yaml": SOURCES,
+    "data-needed.yaml": DATA_NEEDED,
+    "override-reasons.yaml": OVERRIDE_REASONS,
+}
+"""Every file of ``cards/`` and its schema."""
+
+REQUIRED_OVERRIDE_CODES: tuple[str, ...] = (
+    "already-reviewed-by-mdt",
+    "patient-declined",
+    "data-incorrect",
+    "not-clinically-appropriate",
+)

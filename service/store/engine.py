@@ -1,0 +1,80 @@
+"""One async SQLAlchemy engine per store, tuned for what each database needs.
+
+SQLite (aiosqlite):
+- ``journal_mode=WAL``: readers never block the writer, and several processes can share
+  the file (each writer waits for the lock instead of failing).
+- ``busy_timeout``: a writer that finds the file locked by another process waits up to
+  :data:`SQLITE_BUSY_TIMEOUT_MS` instead of failing at once with "database is locked".
+- ``synchronous=FULL``: every commit fsyncs the WAL. A SIGKILL alone would not need it
+  (a committed transaction is already in the WAL file and the OS page cache, so NORMAL
+  survives a killed process); FULL also survives a power cut or kernel crash, which is
+  what "stored durably before the 200" means for feedback. The cost is one fsync per
+  commit; audit records are written in batches, so it stays small.
+- Every write transaction starts with ``BEGIN IMMEDIATE``: the write lock is taken up
+  front, so a transaction that reads then writes can never fail half-way with
+  ``SQLITE_BUSY_SNAPSHOT`` because another process wrote in between. Read-only work
+  (``ping``, the report) opts out with the ``liver_cds_readonly`` execution option.
+  This needs the driver's own transaction handling switched off (``isolation_level =
+  None``), the recipe of SQLAlchemy's SQLite dialect documentation.
+
+PostgreSQL (asyncpg): the schema from ``?schema=`` becomes the connection's
+``search_path``; stale pooled connections are detected with ``pool_pre_ping``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from service.store.urls import DatabaseTarget
+
+SQLITE_BUSY_TIMEOUT_MS = 15_000
+POSTGRES_CONNECT_TIMEOUT_S = 10
+READONLY = "liver_cds_readonly"
+"""Execution option: this connection only reads (SQLite: plain deferred ``BEGIN``)."""
+
+
+def create_engine(target: DatabaseTarget) -> AsyncEngine:
+    """Create the engine; for SQLite also the parent directory of the database file."""
+    if target.dialect == "sqlite":
+        if target.sqlite_path is not None:
+            target.sqlite_path.expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(target.url, json_serializer=_json_dumps)
+        _install_sqlite_hooks(engine)
+        return engine
+    connect_args: dict[str, Any] = {"timeout": POSTGRES_CONNECT_TIMEOUT_S}
+    if target.schema:
+        connect_args["server_settings"] = {"search_path": target.schema}
+    return create_async_engine(
+        target.url, connect_args=connect_args, pool_pre_ping=True, json_serializer=_json_dumps
+    )
+
+
+def _json_dumps(value: Any) -> str:
+    """JSON columns through orjson: the audit writer serialises four lists per record."""
+    return orjson.dumps(value).decode()
+
+
+def _install_sqlite_hooks(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy (the "begin" hook below) own BEGIN, not the sqlite3 module.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = FULL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        if conn.get_execution_options().get(READONLY):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")

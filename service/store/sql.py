@@ -1,0 +1,335 @@
+"""The :class:`~service.store.base.Store` on SQLAlchemy: SQLite or PostgreSQL, one code path.
+
+Feedback is written in the caller's request (committed before ``save_feedback`` returns,
+so the HTTP layer can answer 200 only for what is on disk). Idempotency is the database's
+job: the unique key (card uuid, outcome, outcome timestamp) plus ``INSERT ... ON CONFLICT
+DO NOTHING RETURNING id`` stores each item once, however many processes receive it, and
+tells us which items were new.
+
+Audit records go through :class:`~service.store.audit_writer.AuditWriter`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from service.observability import get_logger
+from service.store import schema as t
+from service.store.audit_writer import AuditWriter
+from service.store.base import AuditRecord, FeedbackItem, FeedbackResult
+from service.store.engine import READONLY
+
+log = get_logger("store")
+
+ID_MAX = 200
+"""Longest identifier (card uuid, suggestion id, code) accepted; ours are 36 characters."""
+FEEDBACK_CHUNK = 500
+RETENTION_INTERVAL_S = 3600.0
+PING_TIMEOUT_S = 2.0
+
+
+class InvalidFeedbackError(ValueError):
+    """A feedback item the store will not keep (the HTTP layer answers 400 with the text)."""
+
+
+@dataclass(frozen=True)
+class PurgeResult:
+    audit: int
+    feedback: int
+
+
+class PatientRef:
+    """How the audit names a patient: a keyed hash (HMAC-SHA256, hex) or the plain id."""
+
+    def __init__(self, key: str, plain: bool) -> None:
+        self._key = key.encode()
+        self._plain = plain
+
+    def __call__(self, patient_id: str | None) -> tuple[str | None, str | None]:
+        if patient_id is None:
+            return None, None
+        if self._plain:
+            return _clean(patient_id, ID_MAX), "plain"
+        digest = hmac.new(self._key, patient_id.encode(), hashlib.sha256).hexdigest()
+        return digest, "hmac-sha256"
+
+
+class SqlStore:
+    """Feedback and audit on one async engine. Build it with :func:`service.store.open_store`."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        patient_ref: PatientRef,
+        *,
+        retention_days: int = 0,
+        max_audit_queue: int = 100_000,
+        audit_batch: int = 100,
+    ) -> None:
+        self.engine = engine
+        self._patient_ref = patient_ref
+        self._retention_days = retention_days
+        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        self._writer = AuditWriter(
+            self._write_audit_batch, self.ping, max_queue=max_audit_queue, max_batch=audit_batch
+        )
+        self._retention_task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the audit writer and, with retention on, purge now and every hour."""
+        self._writer.start()
+        if self._retention_days > 0:
+            await self._purge_logged()
+            self._retention_task = asyncio.get_running_loop().create_task(
+                self._retention_loop(), name="liver-cds-retention"
+            )
+
+    async def close(self) -> None:
+        """Write every queued audit record, stop background work, release connections."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._retention_task is not None:
+            self._retention_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retention_task
+        await self._writer.close()
+        await self.engine.dispose()
+
+    # --- feedback ----------------------------------------------------------------------------
+
+    async def save_feedback(self, items: Sequence[FeedbackItem]) -> FeedbackResult:
+        """Store the items, committed before returning.
+
+        ``stored`` counts new rows, ``duplicates`` items already stored (earlier, by another
+        process, or twice in this request), ``unknown_cards`` the items of this request whose
+        card uuid no audit record names (they are stored, flagged ``known_card = false``).
+        Raises :class:`InvalidFeedbackError` for identifiers over 200 characters.
+        """
+        now = t.utcnow()
+        rows: dict[tuple[str, str, datetime], dict[str, Any]] = {}
+        for item in items:
+            row = _feedback_row(item, now)
+            rows.setdefault((row["card_uuid"], row["outcome"], row["outcome_timestamp"]), row)
+        if not rows:
+            return FeedbackResult(stored=0, duplicates=0, unknown_cards=0)
+        stored = 0
+        unknown = 0
+        unique_rows = list(rows.values())
+        async with self.engine.begin() as conn:
+            known = await _known_cards(conn, {row["card_uuid"] for row in unique_rows})
+            for row in unique_rows:
+                row["known_card"] = row["card_uuid"] in known or self._writer.is_pending_card(
+                    row["card_uuid"]
+                )
+                unknown += not row["known_card"]
+            for start in range(0, len(unique_rows), FEEDBACK_CHUNK):
+                chunk = unique_rows[start : start + FEEDBACK_CHUNK]
+                statement = (
+                    self._insert(t.feedback)
+                    .values(chunk)
+                    .on_conflict_do_nothing(
+                        index_elements=[
+                            t.feedback.c.card_uuid,
+                            t.feedback.c.outcome,
+                            t.feedback.c.outcome_timestamp,
+                        ]
+                    )
+                    .returning(t.feedback.c.id)
+                )
+                stored += len((await conn.execute(statement)).scalars().all())
+        return FeedbackResult(stored=stored, duplicates=len(items) - stored, unknown_cards=unknown)
+
+    # --- audit -------------------------------------------------------------------------------
+
+    def audit(self, record: AuditRecord) -> None:
+        """Queue the record (never blocks, never raises); written in the background."""
+        self._writer.submit(record)
+
+    async def flush_audit(self) -> None:
+        """Wait until every audit record queued so far is in the database."""
+        await self._writer.flush()
+
+    @property
+    def audit_queued(self) -> int:
+        return self._writer.queued
+
+    async def _write_audit_batch(self, records: Sequence[AuditRecord]) -> None:
+        audit_rows: list[dict[str, Any]] = []
+        card_rows: list[dict[str, Any]] = []
+        suggestion_rows: list[dict[str, Any]] = []
+        for record in records:
+            audit_id = str(uuid.uuid4())
+            ref, kind = self._patient_ref(record.patient_id)
+            audit_rows.append(
+                {
+                    "id": audit_id,
+                    "hook_instance": _clean(record.hook_instance, ID_MAX),
+                    "service_id": _clean(record.service_id, ID_MAX),
+                    "at": record.at,
+                    "patient_ref": ref,
+                    "patient_ref_kind": kind,
+                    "status": record.status,
+                    "latency_ms": float(record.latency_ms),
+                    "verdict": _clean_opt(record.verdict, 100),
+                    "rule": _clean_opt(record.rule, 100),
+                    "offered": _clean_list(record.offered),
+                    "recommended": _clean_list(record.recommended),
+                    "card_uuids": _clean_list(record.card_uuids),
+                    "suggestion_uuids": _clean_list(record.suggestion_uuids),
+                    "ruleset_version": _clean_opt(record.ruleset_version, 100),
+                }
+            )
+            for card in dict.fromkeys(record.card_uuids):
+                card_rows.append(
+                    {"audit_id": audit_id, "card_uuid": _clean(card, ID_MAX), "at": record.at}
+                )
+            for suggestion in record.suggestions:
+                suggestion_rows.append(
+                    {
+                        "audit_id": audit_id,
+                        "card_uuid": _clean(suggestion.card_uuid, ID_MAX),
+                        "suggestion_uuid": _clean(suggestion.suggestion_uuid, ID_MAX),
+                        "option_code": _clean(suggestion.option_code, ID_MAX),
+                        "at": record.at,
+                    }
+                )
+        cards = sorted({row["card_uuid"] for row in card_rows})
+        async with self.engine.begin() as conn:
+            await conn.execute(t.audit.insert(), audit_rows)
+            if card_rows:
+                await conn.execute(t.audit_card.insert(), card_rows)
+            if suggestion_rows:
+                await conn.execute(t.audit_suggestion.insert(), suggestion_rows)
+            for start in range(0, len(cards), FEEDBACK_CHUNK):
+                # Feedback that arrived before this record was written (another replica
+                # answered the EHR's feedback first) now refers to a known card.
+                await conn.execute(
+                    sa.update(t.feedback)
+                    .where(
+                        t.feedback.c.card_uuid.in_(cards[start : start + FEEDBACK_CHUNK]),
+                        t.feedback.c.known_card.is_(False),
+                    )
+                    .values(known_card=True)
+                )
+
+    # --- health and retention -------------------------------------------------------------
+
+    async def ping(self) -> bool:
+        """True when a ``SELECT 1`` answers within two seconds."""
+        try:
+            async with asyncio.timeout(PING_TIMEOUT_S):
+                async with self.engine.connect() as conn:
+                    conn = await conn.execution_options(**{READONLY: True})
+                    await conn.execute(sa.text("SELECT 1"))
+            return True
+        except Exception as exc:
+            log.warning("database ping failed", extra={"error": type(exc).__name__})
+            return False
+
+    async def purge(self, *, now: datetime | None = None, days: int | None = None) -> PurgeResult:
+        """Delete audit and feedback rows older than ``days`` (default: the retention setting).
+
+        Age is the audit record's time and the feedback's *received* time.
+        """
+        keep_days = self._retention_days if days is None else days
+        if keep_days <= 0:
+            return PurgeResult(audit=0, feedback=0)
+        cutoff = (now or t.utcnow()) - timedelta(days=keep_days)
+        async with self.engine.begin() as conn:
+            for child in (t.audit_suggestion, t.audit_card):
+                await conn.execute(sa.delete(child).where(child.c.at < cutoff))
+            audit_deleted = await conn.execute(sa.delete(t.audit).where(t.audit.c.at < cutoff))
+            feedback_deleted = await conn.execute(
+                sa.delete(t.feedback).where(t.feedback.c.received_at < cutoff)
+            )
+        return PurgeResult(audit=audit_deleted.rowcount, feedback=feedback_deleted.rowcount)
+
+    async def _purge_logged(self) -> None:
+        try:
+            result = await self.purge()
+        except Exception as exc:
+            log.error("retention purge failed", extra={"error": type(exc).__name__})
+            return
+        if result.audit or result.feedback:
+            log.info(
+                "retention purge",
+                extra={"audit_deleted": result.audit, "feedback_deleted": result.feedback},
+            )
+
+    async def _retention_loop(self) -> None:
+        while True:
+            await asyncio.sleep(RETENTION_INTERVAL_S)
+            await self._purge_logged()
+
+
+async def _known_cards(conn: AsyncConnection, cards: set[str]) -> set[str]:
+    known: set[str] = set()
+    ordered = sorted(cards)
+    for start in range(0, len(ordered), FEEDBACK_CHUNK):
+        result = await conn.execute(
+            sa.select(t.audit_card.c.card_uuid)
+            .where(t.audit_card.c.card_uuid.in_(ordered[start : start + FEEDBACK_CHUNK]))
+            .distinct()
+        )
+        known.update(result.scalars())
+    return known
+
+
+def _feedback_row(item: FeedbackItem, now: datetime) -> dict[str, Any]:
+    for name, value in (("card", item.card_uuid), ("outcome", item.outcome)):
+        _check_id(name, value)
+    for suggestion in item.accepted_suggestions:
+        _check_id("acceptedSuggestions.id", suggestion)
+    if item.override_reason_code is not None:
+        _check_id("overrideReason.reason.code", item.override_reason_code)
+    stamp = item.outcome_timestamp
+    if stamp.tzinfo is None:
+        raise InvalidFeedbackError("outcomeTimestamp must carry a time zone")
+    return {
+        "id": str(uuid.uuid4()),
+        "service_id": _clean(item.service_id, ID_MAX),
+        "card_uuid": item.card_uuid,
+        "outcome": item.outcome,
+        # The key compares instants: the same moment written in another zone is a duplicate.
+        "outcome_timestamp": stamp.astimezone(UTC),
+        "accepted_suggestions": list(dict.fromkeys(item.accepted_suggestions)),
+        "override_reason_code": _clean_opt(item.override_reason_code, ID_MAX),
+        "override_reason_system": _clean_opt(item.override_reason_system, 500),
+        "override_reason_display": _clean_opt(item.override_reason_display, 1000),
+        "override_comment": _clean_opt(item.override_comment, 10_000),
+        "received_at": item.received_at or now,
+    }
+
+
+def _check_id(name: str, value: str) -> None:
+    if not value or len(value) > ID_MAX or "\x00" in value:
+        raise InvalidFeedbackError(f"feedback {name} must be 1 to {ID_MAX} characters")
+
+
+def _clean(value: str, max_len: int) -> str:
+    """Fit a client-supplied string into its column (PostgreSQL refuses NUL characters)."""
+    return value.replace("\x00", "\ufffd")[:max_len]
+
+
+def _clean_opt(value: str | None, max_len: int) -> str | None:
+    return None if value is None else _clean(value, max_len)
+
+
+def _clean_list(values: Iterable[str]) -> list[str]:
+    return [_clean(value, ID_MAX) for value in values]

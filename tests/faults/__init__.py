@@ -1,0 +1,1 @@
+"""A fault-injecting FHIR server for the resilience tests of the fetch path."""

@@ -1,0 +1,116 @@
+"""The audit writer on its own: batches, retries, isolates a refused record, drains on close."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from service.store import AuditRecord
+from service.store.audit_writer import AuditWriter
+
+from .helpers import hook_call
+
+
+class FlakyDatabase:
+    """Fails the first ``failures`` writes, refuses records named in ``refused`` forever."""
+
+    def __init__(self, failures: int = 0, refused: frozenset[str] = frozenset()) -> None:
+        self.failures = failures
+        self.refused = refused
+        self.written: list[str] = []
+        self.batches: list[int] = []
+        self.up = True
+
+    async def write(self, records: Sequence[AuditRecord]) -> None:
+        await asyncio.sleep(0)
+        if self.failures > 0:
+            self.failures -= 1
+            raise ConnectionError("database restarting")
+        if any(r.hook_instance in self.refused for r in records):
+            raise ValueError("refused")
+        self.batches.append(len(records))
+        self.written.extend(r.hook_instance for r in records)
+
+    async def ping(self) -> bool:
+        return self.up
+
+
+def writer_for(db: FlakyDatabase, **options: float) -> AuditWriter:
+    return AuditWriter(db.write, db.ping, retry_initial_s=0.001, retry_max_s=0.002, **options)  # type: ignore[arg-type]
+
+
+async def test_records_submitted_before_close_are_all_written() -> None:
+    db = FlakyDatabase()
+    writer = writer_for(db)
+    writer.start()
+    calls = [hook_call() for _ in range(1200)]
+    for call in calls:
+        assert writer.submit(call)
+    await writer.close()
+
+    assert db.written == [c.hook_instance for c in calls]
+    assert max(db.batches) <= 500
+
+
+async def test_records_queued_together_are_written_in_one_batch() -> None:
+    db = FlakyDatabase()
+    writer = writer_for(db)
+    for _ in range(30):
+        writer.submit(hook_call())
+    writer.start()
+    await writer.flush()
+
+    assert db.batches == [30]
+    await writer.close()
+
+
+async def test_a_failing_database_is_retried_until_the_records_are_written() -> None:
+    db = FlakyDatabase(failures=2)
+    db.up = False  # the ping fails too: the writer must keep the batch and wait
+    writer = writer_for(db)
+    writer.start()
+    calls = [hook_call() for _ in range(5)]
+    for call in calls:
+        writer.submit(call)
+    await writer.flush()
+
+    assert db.written == [c.hook_instance for c in calls]
+    assert writer.dropped == 0
+    await writer.close()
+
+
+async def test_a_record_the_database_refuses_does_not_block_the_others() -> None:
+    calls = [hook_call() for _ in range(4)]
+    db = FlakyDatabase(refused=frozenset({calls[1].hook_instance}))
+    writer = writer_for(db)
+    for call in calls:
+        writer.submit(call)
+    writer.start()
+    await writer.close()
+
+    assert db.written == [c.hook_instance for i, c in enumerate(calls) if i != 1]
+    assert writer.dropped == 1
+
+
+async def test_a_full_queue_drops_new_records_instead_of_growing() -> None:
+    db = FlakyDatabase()
+    writer = AuditWriter(db.write, db.ping, max_queue=3)
+    accepted = [writer.submit(hook_call()) for _ in range(5)]
+
+    assert accepted == [True, True, True, False, False]
+    assert writer.dropped == 2
+    writer.start()
+    await writer.close()
+    assert len(db.written) == 3
+
+
+async def test_close_gives_up_at_its_deadline_when_the_database_stays_down() -> None:
+    db = FlakyDatabase(failures=10**9)
+    db.up = False
+    writer = writer_for(db)
+    writer.start()
+    writer.submit(hook_call())
+    await writer.close(timeout_s=0.05)
+
+    assert db.written == []
+    assert writer.dropped == 1

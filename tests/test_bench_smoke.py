@@ -1,0 +1,272 @@
+"""The benchmark's workloads and its arithmetic, checked without timing anything.
+
+The benchmark (``bench/``) is only worth its figures if it sends what it claims to send:
+W1 a realistic colorectal patient with ~30 unrelated Conditions and ~300 unrelated
+Observations, W2 the same with 10,000, W3 the same patient on a FHIR server with no
+prefetch; every resource belongs to the bench patient, the unrelated ones use codes the
+rules never read, and the patient reaches a verdict by the full path. These tests check
+those shapes and the small pure functions that turn hey's output into the table. No
+assertion here is about speed (the brief: speed is measured in bench/, never asserted).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+# bench/ lives next to tests/ at the repository root, which pytest does not put on
+# sys.path (only tests/ itself, see conftest.py).
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.append(str(ROOT))
+
+from bench import run, soak, workloads  # noqa: E402
+from bench.prototypes import serve_patched  # noqa: E402
+from service.clinical.engine import assess  # noqa: E402
+from service.fhir import codes  # noqa: E402
+from service.fhir.bundle import unpack  # noqa: E402
+from service.protocol import find_service, parse_hook_request  # noqa: E402
+
+SERVICE = find_service("liver-metastasis-resectability")
+CLINICAL_IDS = {"crc-primary", "liver-mets", "bili", "alb", "inr", "plt", "crea", "na", "cea"}
+
+
+def _entries(bundle: dict[str, Any]) -> list[dict[str, Any]]:
+    return [e["resource"] for e in bundle["entry"]]
+
+
+def _resources(request: dict[str, Any]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for key, value in request["prefetch"].items():
+        out.extend(unpack(value, key).resources)
+    return out
+
+
+@pytest.fixture(scope="module")
+def w1() -> dict[str, Any]:
+    return workloads.w1()
+
+
+@pytest.fixture(scope="module")
+def w2() -> dict[str, Any]:
+    return workloads.w2()
+
+
+def _unrelated(resources: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    prefix = "other-obs-" if kind == "Observation" else "other-cond-"
+    return [r for r in resources if r["resourceType"] == kind and r["id"].startswith(prefix)]
+
+
+def test_w1_is_a_patient_with_30_unrelated_conditions_and_300_unrelated_observations(
+    w1: dict[str, Any],
+) -> None:
+    conditions = _entries(w1["prefetch"]["conditions"])
+    observations = _entries(w1["prefetch"]["observations"])
+    assert len(_unrelated(conditions, "Condition")) == 30
+    assert len(_unrelated(observations, "Observation")) == 300
+    assert {r["id"] for r in conditions + observations} >= CLINICAL_IDS
+    assert w1["prefetch"]["patient"]["id"] == workloads.PATIENT_ID
+
+
+def test_w2_is_the_same_patient_with_10000_unrelated_observations(
+    w1: dict[str, Any], w2: dict[str, Any]
+) -> None:
+    observations = _entries(w2["prefetch"]["observations"])
+    assert len(_unrelated(observations, "Observation")) == 10_000
+    w1_clinical = [r for r in _resources(w1) if not r["id"].startswith("other-obs-")]
+    w2_clinical = [r for r in _resources(w2) if not r["id"].startswith("other-obs-")]
+    assert w1_clinical == w2_clinical
+
+
+@pytest.mark.parametrize("name", ["w1", "w2"])
+def test_every_resource_has_an_id_and_belongs_to_the_bench_patient(
+    name: str, request: pytest.FixtureRequest
+) -> None:
+    resources = _resources(request.getfixturevalue(name))
+    ids = [r["id"] for r in resources]
+    assert all(isinstance(i, str) and i for i in ids)
+    assert len(ids) == len(set(ids))
+    for r in resources:
+        if r["resourceType"] == "Patient":
+            assert r["id"] == workloads.PATIENT_ID
+        else:
+            assert r["subject"] == {"reference": f"Patient/{workloads.PATIENT_ID}"}
+
+
+@pytest.mark.parametrize("name", ["w1", "w2"])
+def test_prefetch_bundles_are_searchsets_of_matches(
+    name: str, request: pytest.FixtureRequest
+) -> None:
+    prefetch = request.getfixturevalue(name)["prefetch"]
+    for key in ("conditions", "observations"):
+        bundle = prefetch[key]
+        assert bundle["resourceType"] == "Bundle"
+        assert bundle["type"] == "searchset"
+        assert bundle["total"] == len(bundle["entry"])
+        assert {e["search"]["mode"] for e in bundle["entry"]} == {"match"}
+
+
+def test_unrelated_resources_use_codes_the_rules_do_not_read(w1: dict[str, Any]) -> None:
+    resources = _resources(w1)
+    unrelated = _unrelated(resources, "Observation")
+    assert all(codes.observation_kind(obs["code"]["coding"]) is None for obs in unrelated)
+    clinical = [r for r in resources if r["resourceType"] == "Observation" and r not in unrelated]
+    assert all(codes.observation_kind(obs["code"]["coding"]) is not None for obs in clinical)
+    for cond in _unrelated(resources, "Condition"):
+        for coding in cond["code"]["coding"]:
+            assert not codes.condition_tags(coding["system"], coding["code"]), coding
+
+
+def test_the_bench_patient_reaches_the_expected_verdict_by_the_full_path(
+    w1: dict[str, Any],
+) -> None:
+    """The benchmark refuses to measure a service that stops early (e.g. labs stale)."""
+    assessment = assess(_resources(w1), patient_id=workloads.PATIENT_ID, at=workloads.EVALUATED_AT)
+    assert assessment.verdict == workloads.EXPECTED_VERDICT
+    assert assessment.scores.child_pugh is not None
+
+
+@pytest.mark.parametrize("name", ["w1", "w2"])
+def test_hook_requests_pass_the_protocol_check(name: str, request: pytest.FixtureRequest) -> None:
+    assert SERVICE is not None
+    hook = parse_hook_request(request.getfixturevalue(name), SERVICE)
+    assert hook.patient_id == workloads.PATIENT_ID
+    assert set(hook.prefetch or {}) == set(SERVICE.prefetch)
+
+
+def test_w3_sends_no_prefetch_but_a_fhir_server_and_its_token() -> None:
+    assert SERVICE is not None
+    request = workloads.w3("http://127.0.0.1:9/fhir/R4", "bench-token")
+    hook = parse_hook_request(request, SERVICE)
+    assert hook.prefetch is None
+    assert hook.fhir_server == "http://127.0.0.1:9/fhir/R4"
+    assert hook.access_token == "bench-token"
+
+
+def test_w3_server_holds_w1s_resources(w1: dict[str, Any]) -> None:
+    held = {(r["resourceType"], r["id"]) for r in workloads.w3_resources()}
+    sent = {(r["resourceType"], r["id"]) for r in _resources(w1)}
+    assert held == sent
+
+
+def test_the_benchmark_raises_the_body_limit_above_w2(w2: dict[str, Any]) -> None:
+    body = orjson.dumps(w2)
+    assert len(body) > 5 * 1024 * 1024  # above the default LIVER_CDS_MAX_BODY_BYTES
+    env = run.bench_env("/tmp/unused", "warning")
+    assert int(env["LIVER_CDS_MAX_BODY_BYTES"]) >= len(body)
+
+
+HEY_OUTPUT = """
+Summary:
+  Total:\t6.0123 secs
+  Slowest:\t0.1432 secs
+  Fastest:\t0.0051 secs
+  Average:\t0.0470 secs
+  Requests/sec:\t165.3000
+
+Latency distribution:
+  10% in 0.0101 secs
+  25% in 0.0200 secs
+  50% in 0.0318 secs
+  75% in 0.0600 secs
+  90% in 0.1000 secs
+  95% in 0.1192 secs
+  99% in 0.1428 secs
+
+Status code distribution:
+  [200]\t990 responses
+  [503]\t4 responses
+
+Error distribution:
+  [3]\tPost "http://127.0.0.1:1/": dial tcp 127.0.0.1:1: connect: connection refused
+"""
+
+
+def test_parse_hey_reads_rate_percentiles_and_counts_every_failure() -> None:
+    result = run.parse_hey(HEY_OUTPUT)
+    assert result.rps == pytest.approx(165.3)
+    assert result.p50_ms == pytest.approx(31.8)
+    assert result.p95_ms == pytest.approx(119.2)
+    assert result.p99_ms == pytest.approx(142.8)
+    assert result.requests == 990 + 4 + 3
+    assert result.errors == 4 + 3
+
+
+def test_parse_hey_without_percentiles_gives_nan_not_zero() -> None:
+    result = run.parse_hey("Requests/sec:\t0.0000\n")
+    assert math.isnan(result.p50_ms)
+    assert result.errors == 0
+
+
+def _row(workload: str, target: str, rps: float, p50: float, cpu: float) -> run.Row:
+    return run.Row(
+        workload=workload,
+        target=target,
+        rps=rps,
+        p50_ms=p50,
+        p95_ms=p50,
+        p99_ms=p50,
+        single_p50_ms=p50,
+        single_cpu_ms=cpu,
+        cpu_ms_per_req=cpu,
+        peak_rss_mb=100.0,
+        errors=0,
+    )
+
+
+def test_ratios_are_medians_of_paired_repeats() -> None:
+    runs = [
+        _row("W1", "floor", 400, 2.0, 2.0),
+        _row("W1", "service", 200, 4.0, 4.0),  # repeat 1: 0.5x
+        _row("W1", "floor", 100, 2.0, 2.0),  # a noisy repeat: both slow
+        _row("W1", "service", 60, 6.0, 6.0),  # repeat 2: 0.6x
+        _row("W1", "floor", 300, 2.0, 2.0),
+        _row("W1", "service", 210, 3.0, 3.0),  # repeat 3: 0.7x
+    ]
+    rows = {r["target"]: r for r in run.table(runs)}
+    assert rows["service"]["rps_ratio"] == pytest.approx(0.6)
+    assert rows["service"]["single_p50_ratio"] == pytest.approx(2.0)
+    assert rows["service"]["rps"] == 200
+    assert rows["floor"]["repeats"] == 3
+    assert "rps_ratio" not in rows["floor"]
+
+
+def test_targets_are_judged_on_the_service_rows() -> None:
+    runs = [
+        _row("W1", "floor", 400, 2.0, 2.0),
+        _row("W1", "service", 180, 5.5, 4.0),
+        _row("W2", "floor", 10, 100.0, 100.0),
+        _row("W2", "service", 8, 140.0, 130.0),
+    ]
+    checks = {label: met for label, _, met in run.check_targets(run.table(runs), cold=1.2)}
+    assert checks == {
+        "W1 throughput >= 0.5x floor": False,
+        "W1 single-request p50 <= 5.0 ms": False,
+        "W2 p50 <= 1.5x floor": True,
+        "W2 peak RSS <= 300 MB": True,
+        "cold start <= 2.0 s": True,
+    }
+
+
+def test_soak_rss_growth_compares_the_first_and_last_tenth_after_warm_up() -> None:
+    samples = [
+        (float(t), 500.0 if t < 5 else 100.0 + (10.0 if t >= 55 else 0.0)) for t in range(60)
+    ]
+    first, last, growth = soak.rss_growth(samples)
+    assert (first, last) == (100.0, 110.0)
+    assert growth == pytest.approx(10.0)
+
+
+def test_soak_rss_growth_needs_samples_after_warm_up() -> None:
+    with pytest.raises(ValueError):
+        soak.rss_growth([(0.0, 100.0), (1.0, 100.0)])
+
+
+def test_an_unknown_prototype_patch_is_refused() -> None:
+    with pytest.raises(SystemExit):
+        serve_patched.apply("no-such-patch")

@@ -1,0 +1,547 @@
+"""The fixture patients are valid FHIR, valid CDS Hooks requests, and cover the whole spec.
+
+The expected results in ``fixtures/manifest.json`` were derived by hand from
+``clinical-rules.md``; the engine's table-driven tests compare against them. This module
+checks the fixtures themselves: every resource parses under ``fhir.resources.R4B``, every
+hook request has the CDS Hooks 2.0 fields, the manifest follows its schema, every rule row
+0-23 and both additions are covered, every representation variant the clinical-engine issue
+asks for is present — and present *in the data*, not only claimed in ``covers``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from fhir.resources.R4B import get_fhir_model_class
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures"
+
+SCT = "http://snomed.info/sct"
+ICD = "http://hl7.org/fhir/sid/icd-10-cm"
+LOINC = "http://loinc.org"
+FINDINGS = "https://liver-cds.org/fhir/CodeSystem/liver-findings"
+QUALIFIER_URL = "http://hl7.org/fhir/us/mcode/StructureDefinition/mcode-body-location-qualifier"
+RELATED_URLS = {
+    "http://hl7.org/fhir/StructureDefinition/condition-related",
+    "http://hl7.org/fhir/us/mcode/StructureDefinition/mcode-related-primary-cancer-condition",
+}
+
+# The clinical-engine issue's fixture bullet and its brief, word for word as variant names.
+REQUIRED_VARIANTS = (
+    "icd10-cm",
+    "snomed",
+    "bilirubin-umol",
+    "bilirubin-mgdl",
+    "creatinine-umol",
+    "creatinine-mgdl",
+    "albumin-g-per-l",
+    "albumin-g-per-dl",
+    "karnofsky",
+    "ecog-integer",
+    "ecog-loinc-answer",
+    "size-component",
+    "size-value-quantity",
+    "size-mm",
+    "size-cm",
+    "prefetch-bundle",
+    "prefetch-single-resource",
+    "prefetch-null",
+    "bundle-operation-outcome",
+    "condition-entered-in-error",
+    "condition-refuted",
+    "stale-labs",
+    "other-patient-data",
+    "mcode-related-primary",
+    "hcc-and-secondary",
+    "portal-hypertension-platelets",
+    "flr-low",
+    "single-segment",
+    "surface-qualifier",
+    "diffuse-qualifier",
+    "caudate-lobe",
+)
+RULES = tuple(f"rule-{n}" for n in range(24))
+ADDITIONS = ("addition:monitoring", "addition:best-supportive-care")
+PREFETCH_KEYS = ("patient", "conditions", "observations")
+
+
+@cache
+def manifest() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((FIXTURES / "manifest.json").read_text(encoding="utf-8"))
+    return data
+
+
+def load(rel: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((FIXTURES / rel).read_text(encoding="utf-8"))
+    return data
+
+
+def patient_entries() -> list[dict[str, Any]]:
+    return list(manifest()["patients"])
+
+
+def ids(entries: list[dict[str, Any]]) -> list[str]:
+    return [e["patient_id"] for e in entries]
+
+
+def evaluated_at() -> datetime:
+    return datetime.fromisoformat(manifest()["evaluated_at"].replace("Z", "+00:00"))
+
+
+# --------------------------------------------------------------------------------------
+# Reading the raw JSON (only as far as the coverage checks need it)
+# --------------------------------------------------------------------------------------
+
+
+def prefetch_resources(value: Any) -> Iterator[dict[str, Any]]:
+    """Resources of one prefetch value: a resource, a searchset Bundle's entries, or null."""
+    if value is None:
+        return
+    if value.get("resourceType") == "Bundle":
+        for entry in value.get("entry", []):
+            yield entry["resource"]
+    else:
+        yield value
+
+
+def all_resources(request: dict[str, Any]) -> list[dict[str, Any]]:
+    return [r for v in request["prefetch"].values() for r in prefetch_resources(v)]
+
+
+def of_type(request: dict[str, Any], rtype: str) -> list[dict[str, Any]]:
+    return [r for r in all_resources(request) if r["resourceType"] == rtype]
+
+
+def codings(concept: dict[str, Any] | None) -> list[tuple[str, str]]:
+    if not concept:
+        return []
+    return [(c.get("system", ""), c.get("code", "")) for c in concept.get("coding", [])]
+
+
+def has_loinc(obs: dict[str, Any], *codes: str) -> bool:
+    return any(s == LOINC and c in codes for s, c in codings(obs.get("code")))
+
+
+def quantity_code(obs: dict[str, Any]) -> str | None:
+    q = obs.get("valueQuantity")
+    return q.get("code") if q else None
+
+
+def obs_time(obs: dict[str, Any]) -> datetime:
+    raw = (
+        obs.get("effectiveDateTime")
+        or (obs.get("effectivePeriod") or {}).get("end")
+        or obs.get("effectiveInstant")
+        or obs["issued"]
+    )
+    return datetime.fromisoformat(raw.replace("Z", "+00:00"))
+
+
+def status_code(concept: dict[str, Any] | None) -> str | None:
+    pairs = codings(concept)
+    return pairs[0][1] if pairs else None
+
+
+def sites(resource: dict[str, Any]) -> list[dict[str, Any]]:
+    body = resource.get("bodySite")
+    if body is None:
+        return []
+    return body if isinstance(body, list) else [body]
+
+
+def qualifiers(site: dict[str, Any]) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    for ext in site.get("extension", []):
+        if ext.get("url") == QUALIFIER_URL:
+            found += codings(ext.get("valueCodeableConcept"))
+    return found
+
+
+HCC_CODES = {(SCT, "109841003"), (ICD, "C22.0"), (ICD, "C22.8"), (ICD, "C22.9")}
+SECONDARY_CODES = {
+    (SCT, "94381002"),
+    (SCT, "128462008"),
+    (ICD, "C78.7"),
+    (ICD, "C7B.02"),
+    (ICD, "C79.9"),
+}
+SEGMENTS = {
+    "71133005",
+    "277956007",
+    "277957003",
+    "277958008",
+    "871688003",
+    "871689006",
+    "277959000",
+    "277960005",
+    "277961009",
+    "277962002",
+}
+LOBES = {"48521005", "69842003"}
+
+
+def current(cond: dict[str, Any]) -> bool:
+    clinical = status_code(cond.get("clinicalStatus"))
+    verification = status_code(cond.get("verificationStatus"))
+    return clinical in (None, "active", "recurrence", "relapse") and verification not in (
+        "refuted",
+        "entered-in-error",
+    )
+
+
+def conditions_with(request: dict[str, Any], codes: set[tuple[str, str]]) -> list[dict[str, Any]]:
+    return [
+        c
+        for c in of_type(request, "Condition")
+        if current(c) and set(codings(c.get("code"))) & codes
+    ]
+
+
+def lab_units(request: dict[str, Any], loincs: tuple[str, ...], unit: str) -> bool:
+    return any(
+        has_loinc(o, *loincs) and quantity_code(o) == unit for o in of_type(request, "Observation")
+    )
+
+
+def sizes(request: dict[str, Any]) -> list[dict[str, Any]]:
+    return [o for o in of_type(request, "Observation") if has_loinc(o, "21889-1")]
+
+
+def size_quantities(request: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for o in sizes(request):
+        if "valueQuantity" in o:
+            out.append(o["valueQuantity"])
+        for comp in o.get("component", []):
+            if (LOINC, "33728-7") in codings(comp.get("code")):
+                out.append(comp["valueQuantity"])
+    return out
+
+
+def stale(request: dict[str, Any], loincs: tuple[str, ...]) -> bool:
+    """Every observation with these codes is older than the lookback window."""
+    found = [o for o in of_type(request, "Observation") if has_loinc(o, *loincs)]
+    limit = evaluated_at() - timedelta(days=manifest()["lookback_days"])
+    return bool(found) and all(obs_time(o) < limit for o in found)
+
+
+def subject_refs(request: dict[str, Any]) -> set[str]:
+    return {r["subject"]["reference"] for r in all_resources(request) if "subject" in r}
+
+
+def liver_sites(request: dict[str, Any]) -> list[dict[str, Any]]:
+    liver = conditions_with(request, HCC_CODES | SECONDARY_CODES)
+    return [s for c in liver for s in sites(c)]
+
+
+def prefetch_shapes(request: dict[str, Any]) -> set[str]:
+    shapes = set()
+    for value in request["prefetch"].values():
+        if value is None:
+            shapes.add("null")
+        elif value["resourceType"] == "Bundle":
+            shapes.add("bundle")
+        elif value["resourceType"] != "Patient":
+            shapes.add("single")
+    return shapes
+
+
+def platelets_below_100(request: dict[str, Any]) -> bool:
+    factor = {"10*9/L": 1.0, "10*3/uL": 1.0, "/uL": 0.001}
+    return any(
+        has_loinc(o, "777-3")
+        and o["valueQuantity"]["value"] * factor[o["valueQuantity"]["code"]] < 100
+        for o in of_type(request, "Observation")
+    )
+
+
+CIRRHOSIS_CODES = {(SCT, "19943007"), (ICD, "K74.60"), (ICD, "K70.30")}
+
+VARIANT_IN_DATA: dict[str, Callable[[dict[str, Any]], bool]] = {
+    "icd10-cm": lambda r: any(
+        s == ICD for c in of_type(r, "Condition") for s, _ in codings(c.get("code"))
+    ),
+    "snomed": lambda r: any(
+        s == SCT for c in of_type(r, "Condition") for s, _ in codings(c.get("code"))
+    ),
+    "bilirubin-umol": lambda r: lab_units(r, ("1975-2", "14631-6"), "umol/L"),
+    "bilirubin-mgdl": lambda r: lab_units(r, ("1975-2", "14631-6"), "mg/dL"),
+    "creatinine-umol": lambda r: lab_units(r, ("2160-0", "14682-9"), "umol/L"),
+    "creatinine-mgdl": lambda r: lab_units(r, ("2160-0", "14682-9"), "mg/dL"),
+    "albumin-g-per-l": lambda r: lab_units(r, ("1751-7",), "g/L"),
+    "albumin-g-per-dl": lambda r: lab_units(r, ("1751-7",), "g/dL"),
+    "karnofsky": lambda r: any(
+        has_loinc(o, "89243-0") and "valueInteger" in o for o in of_type(r, "Observation")
+    ),
+    "ecog-integer": lambda r: any(
+        has_loinc(o, "89247-1") and "valueInteger" in o for o in of_type(r, "Observation")
+    ),
+    "ecog-loinc-answer": lambda r: any(
+        has_loinc(o, "89247-1")
+        and any(
+            s == LOINC and c.startswith("LA96") for s, c in codings(o.get("valueCodeableConcept"))
+        )
+        for o in of_type(r, "Observation")
+    ),
+    "size-component": lambda r: any("component" in o for o in sizes(r)),
+    "size-value-quantity": lambda r: any("valueQuantity" in o for o in sizes(r)),
+    "size-mm": lambda r: any(q.get("code") == "mm" for q in size_quantities(r)),
+    "size-cm": lambda r: any(q.get("code") == "cm" for q in size_quantities(r)),
+    "prefetch-bundle": lambda r: "bundle" in prefetch_shapes(r),
+    "prefetch-single-resource": lambda r: "single" in prefetch_shapes(r),
+    "prefetch-null": lambda r: "null" in prefetch_shapes(r),
+    "bundle-operation-outcome": lambda r: any(
+        e.get("search", {}).get("mode") == "outcome"
+        and e["resource"]["resourceType"] == "OperationOutcome"
+        for v in r["prefetch"].values()
+        if v and v["resourceType"] == "Bundle"
+        for e in v.get("entry", [])
+    ),
+    "condition-entered-in-error": lambda r: any(
+        status_code(c.get("verificationStatus")) == "entered-in-error"
+        for c in of_type(r, "Condition")
+    ),
+    "condition-refuted": lambda r: any(
+        status_code(c.get("verificationStatus")) == "refuted" for c in of_type(r, "Condition")
+    ),
+    "stale-labs": lambda r: stale(r, ("1975-2", "14631-6", "1751-7", "6301-6", "34714-6")),
+    "other-patient-data": lambda r: len(subject_refs(r)) > 1,
+    "mcode-related-primary": lambda r: any(
+        e.get("url") in RELATED_URLS
+        for c in of_type(r, "Condition")
+        for e in c.get("extension", [])
+    ),
+    "hcc-and-secondary": lambda r: (
+        bool(conditions_with(r, HCC_CODES)) and bool(conditions_with(r, SECONDARY_CODES))
+    ),
+    "portal-hypertension-platelets": lambda r: (
+        bool(conditions_with(r, CIRRHOSIS_CODES)) and platelets_below_100(r)
+    ),
+    "flr-low": lambda r: any(
+        (FINDINGS, "future-liver-remnant") in codings(o.get("code"))
+        for o in of_type(r, "Observation")
+    ),
+    "single-segment": lambda r: (
+        len({code for s in liver_sites(r) for _, code in codings(s) if code in SEGMENTS | LOBES})
+        == 1
+        and all(code in SEGMENTS for s in liver_sites(r) for _, code in codings(s))
+    ),
+    "surface-qualifier": lambda r: (
+        bool(liver_sites(r)) and all((SCT, "26283006") in qualifiers(s) for s in liver_sites(r))
+    ),
+    "diffuse-qualifier": lambda r: any(
+        (FINDINGS, "diffuse") in qualifiers(s) for s in liver_sites(r)
+    ),
+    "caudate-lobe": lambda r: any((SCT, "71133005") in codings(s) for s in liver_sites(r)),
+}
+
+
+# --------------------------------------------------------------------------------------
+# The manifest
+# --------------------------------------------------------------------------------------
+
+
+def test_manifest_follows_its_schema() -> None:
+    schema = json.loads((FIXTURES / "manifest.schema.json").read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator.check_schema(schema)
+    jsonschema.Draft202012Validator(schema).validate(manifest())
+
+
+def test_there_are_at_least_32_patients_with_unique_ids() -> None:
+    entries = patient_entries()
+    assert len(entries) >= 32
+    assert len(set(ids(entries))) == len(entries)
+
+
+def test_every_patient_file_is_in_the_manifest_and_every_listed_file_exists() -> None:
+    listed = {e["file"] for e in patient_entries()}
+    on_disk = {f"patients/{p.name}" for p in (FIXTURES / "patients").glob("*.json")}
+    assert listed == on_disk
+    bundles_listed = {b["file"] for b in manifest().get("bundles", [])}
+    bundles_on_disk = {f"bundles/{p.name}" for p in (FIXTURES / "bundles").glob("*.json")}
+    assert bundles_listed == bundles_on_disk
+    assert 2 <= len(bundles_listed) <= 5
+
+
+@pytest.mark.parametrize("cover", RULES + ADDITIONS)
+def test_every_rule_row_and_addition_is_covered(cover: str) -> None:
+    assert any(cover in e["covers"] for e in patient_entries()), f"no fixture covers {cover}"
+
+
+def test_each_fixture_covers_the_rule_that_decides_it() -> None:
+    for e in patient_entries():
+        assert f"rule-{e['expected']['rule']}" in e["covers"], e["patient_id"]
+
+
+def test_addition_covers_match_the_expected_options() -> None:
+    """A fixture claiming an addition must expect that option offered, not recommended."""
+    for e in patient_entries():
+        onr = e["expected"]["offered_not_recommended"]
+        for name in ("monitoring", "best-supportive-care"):
+            if f"addition:{name}" in e["covers"]:
+                assert name in onr and e["expected"]["verdict"] == "not-resectable", e["file"]
+
+
+@pytest.mark.parametrize("variant", REQUIRED_VARIANTS)
+def test_every_required_variant_is_covered_and_present_in_the_data(variant: str) -> None:
+    claiming = [e for e in patient_entries() if f"variant:{variant}" in e["covers"]]
+    assert claiming, f"no fixture covers variant:{variant}"
+    detector = VARIANT_IN_DATA[variant]
+    for e in claiming:
+        assert detector(load(e["file"])), f"{e['file']} claims variant:{variant} but lacks it"
+
+
+def test_expectations_are_internally_consistent() -> None:
+    """Structure only (the values come from the spec): rule 0 means no cards; rules 1, 2
+    and 5 give indeterminate with mdt-review only; options are never both kinds."""
+    for e in patient_entries():
+        x = e["expected"]
+        assert not set(x["recommended"]) & set(x["offered_not_recommended"]), e["file"]
+        if x["rule"] in ("1", "2", "5"):
+            assert x["verdict"] == "indeterminate", e["file"]
+            assert x["recommended"] == ["mdt-review"] and not x["offered_not_recommended"]
+        if x["rule"] == "5":
+            assert x["missing_essential"], e["file"]
+        if x["verdict"] not in (None, "indeterminate") and x["rule"] not in ("3", "4"):
+            assert not x["missing_essential"], e["file"]
+        assert (x["child_pugh_class"] is None) == (x["child_pugh_points"] is None)
+
+
+# --------------------------------------------------------------------------------------
+# The hook requests
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("entry", patient_entries(), ids=ids(patient_entries()))
+def test_hook_request_has_the_cds_hooks_fields(entry: dict[str, Any]) -> None:
+    request = load(entry["file"])
+    assert request["hook"] == "patient-view"
+    assert str(uuid.UUID(request["hookInstance"])) == request["hookInstance"]
+    context = request["context"]
+    assert context["userId"].startswith(("Practitioner/", "PractitionerRole/"))
+    assert context["patientId"] == entry["patient_id"]
+    if "fhirServer" in request:
+        assert request["fhirServer"].startswith("https://")
+        assert "fhirAuthorization" in request
+    prefetch = request["prefetch"]
+    assert set(prefetch) == set(PREFETCH_KEYS)
+    patient = prefetch["patient"]
+    assert patient is None or (
+        patient["resourceType"] == "Patient" and patient["id"] == entry["patient_id"]
+    )
+    for key in ("conditions", "observations"):
+        value = prefetch[key]
+        if value is not None and value["resourceType"] == "Bundle":
+            assert value["type"] == "searchset"
+
+
+def test_hook_instances_are_unique() -> None:
+    seen = [load(e["file"])["hookInstance"] for e in patient_entries()]
+    assert len(set(seen)) == len(seen)
+
+
+def test_resources_of_the_patient_reference_the_patient() -> None:
+    """Every Condition/Observation names a subject; all but deliberately mixed-in ones
+    are about the context patient."""
+    for e in patient_entries():
+        request = load(e["file"])
+        own = f"Patient/{e['patient_id']}"
+        for r in all_resources(request):
+            if r["resourceType"] in ("Condition", "Observation"):
+                assert r["subject"]["reference"] == own or (
+                    "variant:other-patient-data" in e["covers"]
+                ), (e["file"], r["id"])
+
+
+def test_no_observation_is_dated_after_the_evaluation_time() -> None:
+    """No data dated after the evaluation time (the fixtures replay a fixed moment)."""
+    at = evaluated_at()
+    for e in patient_entries():
+        for o in of_type(load(e["file"]), "Observation"):
+            assert obs_time(o) <= at, (e["file"], o["id"])
+
+
+# --------------------------------------------------------------------------------------
+# Valid FHIR R4 (fhir.resources R4B models), resource by resource
+# --------------------------------------------------------------------------------------
+
+
+def validate(resource: dict[str, Any]) -> None:
+    model = get_fhir_model_class(resource["resourceType"])
+    model.model_validate(resource)
+
+
+def validate_value(value: dict[str, Any]) -> int:
+    """Validate a resource, or a Bundle's envelope (entries without their resources) and
+    then each entry's resource on its own, as the brief asks (never a whole big Bundle)."""
+    if value["resourceType"] != "Bundle":
+        validate(value)
+        return 1
+    entries = value.get("entry", [])
+    validate({**value, "entry": [{k: v for k, v in e.items() if k != "resource"} for e in entries]})
+    for entry in entries:
+        validate(entry["resource"])
+    return 1 + len(entries)
+
+
+@pytest.mark.parametrize("entry", patient_entries(), ids=ids(patient_entries()))
+def test_every_resource_in_the_hook_request_is_valid_r4(entry: dict[str, Any]) -> None:
+    request = load(entry["file"])
+    count = sum(validate_value(v) for v in request["prefetch"].values() if v is not None)
+    assert count >= 1
+
+
+def test_the_validator_rejects_a_broken_resource() -> None:
+    """Guard: the check above would be worthless if the models accepted anything."""
+    broken = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"text": "x"},
+        "bodySite": [{"text": "segment VI"}],
+    }
+    with pytest.raises(ValueError):
+        validate(broken)
+
+
+@pytest.mark.parametrize(
+    "bundle", manifest().get("bundles", []), ids=[b["file"] for b in manifest().get("bundles", [])]
+)
+def test_plain_bundles_are_valid_and_hold_the_same_resources(bundle: dict[str, Any]) -> None:
+    data = load(bundle["file"])
+    assert data["resourceType"] == "Bundle" and data["type"] == "searchset"
+    validate_value(data)
+    request = load(bundle["same_as"])
+    expected = {
+        (r["resourceType"], r["id"])
+        for r in all_resources(request)
+        if r["resourceType"] != "OperationOutcome"
+    }
+    got = {(e["resource"]["resourceType"], e["resource"]["id"]) for e in data["entry"]}
+    assert got == expected
+
+
+# --------------------------------------------------------------------------------------
+# The generator
+# --------------------------------------------------------------------------------------
+
+
+def test_build_check_passes() -> None:
+    result = subprocess.run(
+        [sys.executable, str(FIXTURES / "build.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
