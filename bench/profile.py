@@ -62,7 +62,11 @@ STAGES: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
     ("fact decoding", (), ("fhir/read.py", "clinical/facts.py", "fhir/units.py", "fhir/codes.py")),
     ("rules and scores", (), ("clinical/rules.py", "clinical/scores.py", "clinical/engine.py")),
     ("card rendering", (), ("service/render/", "uuid.py")),
-    ("response (serialise and send)", ("ORJSONResponse", "json_response"), ("starlette/responses.py",)),
+    (
+        "response (serialise and send)",
+        ("ORJSONResponse", "json_response"),
+        ("starlette/responses.py",),
+    ),
     (
         "audit (queue, SQLite writer)",
         (),
@@ -114,9 +118,7 @@ def main() -> int:
     parser.add_argument("--patch", default="", help="prototype patches (serve_patched.py)")
     parser.add_argument("--raw", metavar="FILE", help="keep py-spy's collapsed stacks")
     args = parser.parse_args()
-    py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which(
-        "py-spy"
-    )
+    py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
     if py_spy is None:
         raise SystemExit("py-spy is not installed: .venv/bin/pip install py-spy")
     hey = ensure_hey()
@@ -132,15 +134,41 @@ def main() -> int:
     with server(target, port, env) as proc:
         wait_ready(url, body)
         load = subprocess.Popen(
-            [hey, "-m", "POST", "-T", "application/json", "-D", str(body_file),
-             "-c", str(args.concurrency), "-z", f"{args.seconds + 2}s", "-t", "60", url],
+            [
+                hey,
+                "-m",
+                "POST",
+                "-T",
+                "application/json",
+                "-D",
+                str(body_file),
+                "-c",
+                str(args.concurrency),
+                "-z",
+                f"{args.seconds + 2}s",
+                "-t",
+                "60",
+                url,
+            ],
             stdout=subprocess.PIPE,
             text=True,
         )
         time.sleep(1)
         subprocess.run(
-            [py_spy, "record", "-p", str(proc.pid), "-d", str(int(args.seconds)), "-r", "250",
-             "-f", "raw", "-o", str(raw)],
+            [
+                py_spy,
+                "record",
+                "-p",
+                str(proc.pid),
+                "-d",
+                str(int(args.seconds)),
+                "-r",
+                "250",
+                "-f",
+                "raw",
+                "-o",
+                str(raw),
+            ],
             check=True,
             capture_output=True,
         )

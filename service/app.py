@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import time
 import traceback
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -29,6 +30,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -41,6 +43,7 @@ from service import observability
 from service.clinical.engine import assess
 from service.fhir import prefetch
 from service.fhir.client import FhirClients
+from service.fhir.skim import parse_hook_body
 from service.observability import FEEDBACK_ITEMS, HOOK_CALLS, HOOK_LATENCY, get_logger
 from service.openapi import openapi_document
 from service.protocol import (
@@ -139,6 +142,7 @@ def create_app(
     authenticator: Authenticator | None = None,
     clock: Clock | None = None,
     http_transport: httpx.AsyncBaseTransport | None = None,
+    freeze_gc: bool = False,
 ) -> Starlette:
     """Build the service.
 
@@ -147,7 +151,8 @@ def create_app(
     ``open_store(settings)``, ``authenticator`` instead of ``build_authenticator(...)``,
     ``clock`` (UTC now) for the evaluation time, and ``http_transport`` for every
     outgoing HTTP request (FHIR servers and JWKS). An injected store is still closed at
-    shutdown: the application owns what it runs on.
+    shutdown: the application owns what it runs on. ``freeze_gc`` is for a process that
+    runs this one app (``liver-cds serve``): see :func:`_freeze_startup_objects`.
     """
     settings = settings if settings is not None else Settings.from_env()
     runtime = Runtime(settings=settings, clock=clock or utc_now)
@@ -157,6 +162,8 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
             await _start(runtime, stack, store, authenticator, http_transport)
+            if freeze_gc:
+                _freeze_startup_objects()
             try:
                 yield
             finally:
@@ -207,7 +214,20 @@ def create_app(
 
 def create_app_from_env() -> Starlette:
     """Factory for ``uvicorn --factory`` (``--workers`` > 1): settings from the environment."""
-    return create_app(Settings.from_env())
+    return create_app(Settings.from_env(), freeze_gc=True)
+
+
+def _freeze_startup_objects() -> None:
+    """Move every object alive after start-up out of the garbage collector's generations.
+
+    Why: a hook call allocates thousands of short-lived dicts, which triggers collections;
+    each full collection would otherwise rescan the ~100,000 objects that live as long
+    as the process (imported modules, card content, settings, clients). Frozen objects
+    are still freed by reference counting; only cycles among them are never collected,
+    and start-up objects are not garbage. Measured with ``bench/run.py`` (README).
+    """
+    gc.collect()
+    gc.freeze()
 
 
 async def _start(
@@ -298,6 +318,10 @@ class _Handlers:
         self.settings = runtime.settings
         self._discovery = discovery_document(SERVICES)
         self._openapi = openapi_document(runtime.settings)
+        # Strict mode validates every input resource, so it needs every one built.
+        self._hook_decode: Callable[[bytes], Any] = (
+            orjson.loads if runtime.settings.strict_fhir else parse_hook_body
+        )
 
     # --- shared steps -------------------------------------------------------------------
 
@@ -319,10 +343,12 @@ class _Handlers:
             raise NotFound(f"no CDS service with id {shorten(service_id)!r}")
         return service
 
-    async def _json_body(self, request: Request) -> tuple[Any, bytes]:
+    async def _json_body(
+        self, request: Request, decode: Callable[[bytes], Any] = orjson.loads
+    ) -> tuple[Any, bytes]:
         check_content_type(request.headers.get("content-type"))
         body = await read_body(request.stream(), self.settings.max_body_bytes)
-        data = parse_json(body, max_depth=self.settings.max_json_depth)
+        data = parse_json(body, max_depth=self.settings.max_json_depth, decode=decode)
         return data, body
 
     # --- GET /cds-services ----------------------------------------------------------------
@@ -352,7 +378,7 @@ class _Handlers:
             check_declared_length(request.headers.get("content-length"), settings.max_body_bytes)
             service = self._service(request)
             identity = await self._authenticate(request)
-            data, body = await self._json_body(request)
+            data, body = await self._json_body(request, self._hook_decode)
             check_repeated_envelope_keys(body)
             hook = parse_hook_request(data, service)
             outcome.hook = hook

@@ -47,7 +47,7 @@ class _Envelope(msgspec.Struct):
     context: Any = msgspec.UNSET
     fhirServer: Any = msgspec.UNSET
     fhirAuthorization: Any = msgspec.UNSET
-    prefetch: dict[str, msgspec.Raw] | None | msgspec.UnsetType = msgspec.UNSET
+    prefetch: dict[str, msgspec.Raw] | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class _Search(msgspec.Struct, gc=False):
@@ -62,7 +62,7 @@ class _Entry(msgspec.Struct, gc=False):
 
 class _Bundle(msgspec.Struct, gc=False):
     resourceType: str
-    entry: list[_Entry] | None | msgspec.UnsetType = msgspec.UNSET
+    entry: list[_Entry] | msgspec.UnsetType | None = msgspec.UNSET
     type: Any = msgspec.UNSET
     link: Any = msgspec.UNSET
     total: Any = msgspec.UNSET
@@ -72,7 +72,7 @@ class _RawBundle(msgspec.Struct, gc=False):
     """A Bundle with an entry that is not a plain entry object: entries one by one."""
 
     resourceType: str
-    entry: list[msgspec.Raw] | None | msgspec.UnsetType = msgspec.UNSET
+    entry: list[msgspec.Raw] | msgspec.UnsetType | None = msgspec.UNSET
     type: Any = msgspec.UNSET
     link: Any = msgspec.UNSET
     total: Any = msgspec.UNSET

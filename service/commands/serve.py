@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         from service.app import create_app
 
-        target = create_app(settings)
+        target = create_app(settings, freeze_gc=True)
     uvicorn.run(
         target,
         factory=workers > 1,

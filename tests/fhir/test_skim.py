@@ -1,0 +1,228 @@
+"""The hook call's selective parse gives the same assessment as parsing everything.
+
+``parse_hook_body`` leaves the Observations the rules never read unbuilt. That is only
+an optimisation if no answer changes: for every fixture patient, with junk and foreign
+entries mixed in, and for the benchmark's W1, the assessment from the skimmed request
+equals the assessment from ``orjson.loads`` field by field, while far fewer resources
+are built. Then the edges: what the skim must still refuse, and what it deliberately
+no longer refuses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from app_harness import HOOK_URL, hook_request, make_settings, running_app
+
+from service.clinical.engine import assess
+from service.clinical.model import Assessment
+from service.fhir import prefetch
+from service.fhir.client import FhirClients
+from service.fhir.skim import SKIPPED_OBSERVATION, parse_hook_body
+from service.protocol import find_service, parse_hook_request
+from service.protocol.errors import BadRequest
+from service.protocol.jsonbody import parse_json
+from service.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.append(str(ROOT))
+
+from bench import workloads  # noqa: E402
+
+FIXTURES = ROOT / "fixtures"
+US_CORE = ROOT.parent / "shared" / "reference" / "us-core-examples"
+SETTINGS = Settings(max_body_bytes=16 * 1024 * 1024)
+SERVICE = find_service("liver-metastasis-resectability")
+MANIFEST = json.loads((FIXTURES / "manifest.json").read_text(encoding="utf-8"))
+EVALUATED_AT = datetime.fromisoformat(MANIFEST["evaluated_at"].replace("Z", "+00:00"))
+
+
+def _assessment(data: Any, at: datetime) -> tuple[Assessment, int]:
+    """The assessment of a parsed request, and how many resources were really built."""
+    assert SERVICE is not None
+    hook = parse_hook_request(data, SERVICE)
+
+    async def resolve() -> prefetch.PrefetchResult:
+        clients = FhirClients(SETTINGS)
+        try:
+            return await prefetch.resolve(
+                templates=SERVICE.prefetch,
+                prefetch=hook.prefetch,
+                context=hook.context,
+                fhir_server=None,
+                access_token=None,
+                user_id=hook.user_id,
+                clients=clients,
+                settings=SETTINGS,
+                deadline=1e18,
+            )
+        finally:
+            await clients.aclose()
+
+    resolved = asyncio.run(resolve())
+    result = assess(resolved.resources, patient_id=hook.patient_id, at=at, notes=resolved.notes)
+    built = sum(1 for r in resolved.resources if r is not SKIPPED_OBSERVATION)
+    return result, built
+
+
+def _with_junk(request: dict[str, Any]) -> dict[str, Any]:
+    """The request with malformed, foreign and real-world entries added to its Observations."""
+    out = copy.deepcopy(request)
+    bundle = out["prefetch"].get("observations")
+    if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+        return out
+    patient = out["context"]["patientId"]
+    entries = bundle.setdefault("entry", [])
+    entries += [
+        "not an object",
+        {"resource": None},
+        {"resource": {"id": "no-type"}},
+        {"resource": {"resourceType": "Observation", "id": "j1", "code": {"coding": "x"}}},
+        {"resource": {"resourceType": "Observation", "id": "j2", "code": {"coding": [7]}}},
+        {
+            "resource": {
+                "resourceType": "Observation",
+                "id": "j3",
+                "code": {"coding": [{"system": 5, "code": "1975-2"}]},
+                "subject": {"reference": f"Patient/{patient}"},
+            }
+        },
+        {
+            "search": {"mode": "outcome"},
+            "resource": {
+                "resourceType": "OperationOutcome",
+                "issue": [{"severity": "warning", "code": "incomplete"}],
+            },
+        },
+        {
+            "resource": {
+                "resourceType": "Observation",
+                "id": "other-patient-bili",
+                "status": "final",
+                "code": {"coding": [{"system": "http://loinc.org", "code": "1975-2"}]},
+                "subject": {"reference": "Patient/someone-else"},
+                "effectiveDateTime": "2026-05-20",
+                "valueQuantity": {"value": 9.9, "unit": "mg/dL", "code": "mg/dL"},
+            }
+        },
+    ]
+    if US_CORE.is_dir():
+        for path in sorted(US_CORE.rglob("*.json")):
+            resource = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(resource, dict) and resource.get("resourceType") == "Observation":
+                entries.append({"resource": resource})
+    return out
+
+
+def _fixture_requests() -> list[tuple[str, dict[str, Any]]]:
+    cases = []
+    for entry in MANIFEST["patients"]:
+        request = json.loads((FIXTURES / entry["file"]).read_text(encoding="utf-8"))
+        if "prefetch" in request:
+            cases.append((entry["file"], request))
+    return cases
+
+
+@pytest.mark.parametrize("junk", [False, True], ids=["as-is", "with-junk"])
+@pytest.mark.parametrize(("name", "request_body"), _fixture_requests(), ids=lambda v: str(v)[:60])
+def test_every_fixture_gets_the_same_assessment_from_the_skim(
+    name: str, request_body: dict[str, Any], junk: bool
+) -> None:
+    body = orjson.dumps(_with_junk(request_body) if junk else request_body)
+    full, _ = _assessment(orjson.loads(body), EVALUATED_AT)
+    skimmed, _ = _assessment(parse_hook_body(body), EVALUATED_AT)
+    assert skimmed == full
+
+
+def test_w1_gets_the_same_assessment_while_building_a_fraction_of_the_resources() -> None:
+    body = orjson.dumps(_with_junk(workloads.hook_request(unrelated_obs=300)))
+    full, built_full = _assessment(orjson.loads(body), workloads.EVALUATED_AT)
+    skimmed, built_skim = _assessment(parse_hook_body(body), workloads.EVALUATED_AT)
+    assert skimmed == full
+    assert full.verdict is not None
+    assert built_skim < built_full / 5
+
+
+def test_the_skim_keeps_what_the_protocol_reads_and_the_entry_positions() -> None:
+    request = hook_request(fhirServer="https://ehr.example.org/fhir", extension={"x": 1})
+    request["prefetch"]["observations"]["entry"].append(
+        {"resource": {"resourceType": "Observation", "code": {"coding": [{"code": "x"}]}}}
+    )
+    data = parse_hook_body(orjson.dumps(request))
+    for key in ("hook", "hookInstance", "context", "fhirServer"):
+        assert data[key] == request[key]
+    assert data["prefetch"]["patient"] == request["prefetch"]["patient"]
+    assert data["prefetch"]["observations"]["entry"] == [{"resource": SKIPPED_OBSERVATION}]
+    assert data["prefetch"]["conditions"]["total"] == 0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[1, 2]",
+        b'"a string"',
+        b'{"hook": "patient-view", "prefetch": [1]}',
+        b'{"hook": "patient-view", "prefetch": {"observations": 5}}',
+        b'{"prefetch": null}',
+    ],
+)
+def test_envelopes_of_other_shapes_parse_as_the_full_parse_does(body: bytes) -> None:
+    assert parse_hook_body(body) == orjson.loads(body)
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        (b'{"hook": "patient-view", "prefetch": {"observations": {"a": NaN}}}', "not valid JSON"),
+        (b'{"hook": "patient-view"} trailing', "not valid JSON"),
+        (
+            b'{"prefetch": {"o": {"resourceType": "Bundle", "entry": [{"resource": '
+            b'{"resourceType": "Observation", "note": "\xff"}}]}}}',
+            "not UTF-8",
+        ),
+        (
+            b'{"prefetch": {"o": {"resourceType": "Bundle", "entry": [{"resource": '
+            b'{"resourceType": "Condition", "x": 1e999}}]}}}',
+            "not valid JSON",
+        ),
+    ],
+)
+def test_what_is_not_json_is_still_a_400(body: bytes, fragment: str) -> None:
+    with pytest.raises(BadRequest) as info:
+        parse_json(body, max_depth=64, decode=parse_hook_body)
+    assert fragment in info.value.message
+
+
+def test_an_overflowing_number_inside_an_unread_observation_is_not_looked_at() -> None:
+    body = (
+        b'{"prefetch": {"o": {"resourceType": "Bundle", "entry": [{"resource": '
+        b'{"resourceType": "Observation", "code": {"coding": [{"code": "8867-4"}]}, '
+        b'"valueQuantity": {"value": 1e999}}}]}}}'
+    )
+    data = parse_json(body, max_depth=64, decode=parse_hook_body)
+    assert data["prefetch"]["o"]["entry"] == [{"resource": SKIPPED_OBSERVATION}]
+
+
+async def test_the_hook_call_answers_from_the_skim_and_strict_mode_from_the_full_parse() -> None:
+    request = json.loads((FIXTURES / "patients" / "r21-colon-right-icd10.json").read_text())
+    junk = {"resourceType": "Observation", "id": "junk-1", "code": {"coding": [{"code": "x"}]}}
+    junk["status"] = 5  # not a valid FHIR code: only a validator of every resource sees it
+    request["prefetch"]["observations"]["entry"].append({"resource": junk})
+    for strict in (False, True):
+        settings = make_settings(strict_fhir=strict)
+        async with running_app(settings, clock=lambda: EVALUATED_AT) as app:
+            response = await app.client.post(HOOK_URL, json=request)
+        assert response.status_code == 200
+        cards = response.json()["cards"]
+        assert cards[0]["source"]["topic"]["code"] == "resectable"
+        detail = "\n".join(card["detail"] for card in cards)
+        assert ("Observation/junk-1" in detail) is strict
