@@ -5,7 +5,7 @@ Usage::
     .venv/bin/pip install py-spy                     # once (a wheel with the binary)
     .venv/bin/python bench/profile.py --workload w1  # 15 s of W1 at concurrency 8
     .venv/bin/python bench/profile.py --workload w2 --seconds 30 --raw w2.txt
-    .venv/bin/python bench/profile.py --workload w1 --patch skim,gcfreeze
+    .venv/bin/python bench/profile.py --workload w1 --patch gcparse
 
 It starts the real server (``liver-cds serve --workers 1``, or the prototype launcher
 with ``--patch``), drives it with ``hey``, samples it with ``py-spy record`` (Python
@@ -52,7 +52,7 @@ from bench.run import (  # noqa: E402
 STAGES: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
     ("JSON depth check", ("json_depth",), ()),
     ("repeated-key check", ("check_repeated_envelope_keys",), ()),
-    ("skim (prototype)", (), ("bench/prototypes/skim.py",)),
+    ("selective parse (skim)", (), ("fhir/skim.py", "msgspec/")),
     ("orjson parse (+GC)", ("parse_json",), ()),
     ("request body read", ("read_body", "Request.stream"), ()),
     ("request shape", ("parse_hook_request",), ("protocol/request.py",)),

@@ -4,7 +4,7 @@ Usage::
 
     .venv/bin/python bench/run.py            # W1, W2, W3, cold start; 10 s runs, 3 repeats
     .venv/bin/python bench/run.py --duration 5 --repeat 1 --workloads w1,cold
-    .venv/bin/python bench/run.py --workloads w1 --variants "gcfreeze;noaudit"  # prototypes
+    .venv/bin/python bench/run.py --workloads w1 --variants "gcparse;noaudit"  # prototypes
 
 For each workload it starts the real service (``liver-cds serve --workers 1``) and the
 floor server (``bench/floor.py``: read the body, parse it with orjson, answer
@@ -489,7 +489,7 @@ def main() -> int:
         "--variants",
         default="",
         help="semicolon-separated patch sets; each adds a target service+<patches> run "
-        "through bench/prototypes/serve_patched.py (see that file), e.g. 'gcfreeze;noaudit'",
+        "through bench/prototypes/serve_patched.py (see that file), e.g. 'gcparse;noaudit'",
     )
     parser.add_argument(
         "--no-floor", action="store_true", help="measure the service only (no ratios)"

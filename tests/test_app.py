@@ -232,14 +232,14 @@ def app_harness_now() -> Any:
         ),
         pytest.param(
             {
-                "patient": patient(),
-                "conditions": {
+                "patient": {
                     "resourceType": "OperationOutcome",
                     "issue": [{"severity": "error", "code": "exception"}],
                 },
+                "conditions": searchset(),
                 "observations": searchset(),
             },
-            id="operation-outcome-as-value",
+            id="operation-outcome-as-the-optional-patient",
         ),
         pytest.param(
             {
@@ -304,6 +304,28 @@ async def test_no_prefetch_and_no_fhir_access_is_412_with_a_clear_message() -> N
     assert "conditions" in message or "observations" in message
     (record,) = app.store.audits
     assert record.status == 412 and record.hook_instance == body["hookInstance"]
+
+
+async def test_an_ehr_that_could_not_prefetch_the_conditions_gets_412_not_an_empty_answer() -> None:
+    # CDS Hooks 2.0 "Prefetch Template": an OperationOutcome in place of required data means
+    # the data could not be obtained; "no cards" would read as "no liver malignancy".
+    issue = {"severity": "error", "code": "exception"}
+    outcome = {"resourceType": "OperationOutcome", "issue": [issue]}
+    body = hook_request()
+    body["prefetch"]["conditions"] = outcome
+    async with running_app() as app:
+        response = await post_hook(app.client, body)
+    assert response.status_code == 412
+    assert "'conditions' is an OperationOutcome" in error_of(response)
+
+
+async def test_a_prefetch_value_of_the_wrong_resource_type_is_400() -> None:
+    body = hook_request()
+    body["prefetch"]["conditions"] = patient()
+    async with running_app() as app:
+        response = await post_hook(app.client, body)
+    assert response.status_code == 400
+    assert "prefetch 'conditions' must be a searchset Bundle of Condition" in error_of(response)
 
 
 async def test_a_fhir_server_the_policy_refuses_is_never_contacted() -> None:

@@ -2,24 +2,17 @@
 
 Usage (normally through the benchmark, which passes the same arguments)::
 
-    .venv/bin/python bench/run.py --workloads w1 --patch gcfreeze,gcparse
-    .venv/bin/python bench/prototypes/serve_patched.py --patch gcfreeze serve --port 8000
+    .venv/bin/python bench/run.py --workloads w1 --variants "gcparse;noaudit"
+    .venv/bin/python bench/prototypes/serve_patched.py --patch gcparse serve --port 8000
 
 ``service/`` is not edited: each patch replaces one function or adds one call at start-up
 in this process only, so the HTTP benchmark can compare the service as it is with the
 service as it would be after the change. A patch is either a *prototype* of a proposed
-change (``docs/readme/performance.md`` lists them with the gain measured this way) or a
+change (the README's Performance section lists the gains measured this way) or a
 *probe* that removes a piece of work to measure what it costs (``nodepth``, ``noaudit``,
 ...): probes are not proposals, they only put a price on a stage.
 
 Prototypes
-  skim          parse the request with ``bench/prototypes/skim.py``: msgspec skims the
-                body, probes each resource's type and codes, and builds dicts
-                (orjson) only for the resources the rules read.
-  gcfreeze      after start-up, ``gc.collect(); gc.freeze()``: the ~100k long-lived objects
-                of the imported modules, card content and settings move to the permanent
-                generation, so full collections triggered by request garbage stop
-                scanning them.
   gcparse       ``gc.disable()`` around ``orjson.loads`` in ``parse_json``: a JSON document
                 cannot contain a reference cycle, so collections triggered while orjson
                 allocates tens of thousands of dicts can only scan live objects.
@@ -65,62 +58,24 @@ def _after_start(action: Callable[[], None]) -> None:
     app_module._start = patched  # type: ignore[assignment]
 
 
-def gcfreeze(_: str) -> None:
-    def freeze() -> None:
-        gc.collect()
-        gc.freeze()
-
-    _after_start(freeze)
-
-
 def gcparse(_: str) -> None:
     import orjson
 
     import service.app as app_module
     from service.protocol import jsonbody
-    from service.protocol.errors import BadRequest
 
-    def parse_json(body: bytes, *, max_depth: int) -> Any:
-        if not body.strip():
-            raise BadRequest("request body is empty; expected a JSON object")
-        depth = jsonbody.json_depth(body, max_depth)
-        if depth > max_depth:
-            raise BadRequest(f"JSON is nested more than {max_depth} levels deep")
+    original = jsonbody.parse_json
+
+    def parse_json(
+        body: bytes, *, max_depth: int, decode: Callable[[bytes], Any] = orjson.loads
+    ) -> Any:
         enabled = gc.isenabled()
         gc.disable()
         try:
-            return orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise BadRequest(f"request body is not valid JSON: {exc}") from None
+            return original(body, max_depth=max_depth, decode=decode)
         finally:
             if enabled:
                 gc.enable()
-
-    jsonbody.parse_json = parse_json
-    app_module.parse_json = parse_json  # type: ignore[assignment]
-
-
-def skim(_: str) -> None:
-    import orjson
-
-    import service.app as app_module
-    from bench.prototypes.skim import skim_json
-    from service.protocol import jsonbody
-    from service.protocol.errors import BadRequest
-
-    def full(body: bytes) -> Any:
-        try:
-            return orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise BadRequest(f"request body is not valid JSON: {exc}") from None
-
-    def parse_json(body: bytes, *, max_depth: int) -> Any:
-        if not body.strip():
-            raise BadRequest("request body is empty; expected a JSON object")
-        depth = jsonbody.json_depth(body, max_depth)
-        if depth > max_depth:
-            raise BadRequest(f"JSON is nested more than {max_depth} levels deep")
-        return skim_json(body, full)
 
     jsonbody.parse_json = parse_json
     app_module.parse_json = parse_json  # type: ignore[assignment]
@@ -237,10 +192,8 @@ def gcstats(path: str) -> None:
 
 
 PATCHES: dict[str, Callable[[str], None]] = {
-    "gcfreeze": gcfreeze,
     "gcparse": gcparse,
     "gcthreshold": gcthreshold,
-    "skim": skim,
     "auditlinger": auditlinger,
     "nodepth": nodepth,
     "nodupcheck": nodupcheck,

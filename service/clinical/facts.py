@@ -54,7 +54,19 @@ LAB_LABELS: Final[dict[str, str]] = {
     "cea": "CEA",
 }
 _PRECISION_1: Final = frozenset({"bilirubin", "albumin", "creatinine"})
-DAYS_PER_MONTH: Final = 30.4375
+
+
+def completed_months(start: datetime, end: datetime) -> int:
+    """Whole calendar months from ``start`` to ``end`` (0 if ``end`` is not later).
+
+    Calendar months, not days / 30.44: an interval from 1 March to 1 March is 12 months
+    whether or not it spans 29 February, so Fong's "< 12 months" gives the same point for
+    the same dates a clinician counts on a calendar.
+    """
+    months = (end.year - start.year) * 12 + (end.month - start.month)
+    if end.day < start.day:
+        months -= 1
+    return max(0, months)
 
 
 def format_value(kind: str, value: float, unit: str) -> str:
@@ -383,7 +395,7 @@ def facts_from_selection(
     liver_onsets = [c.onset for c in secondary_conds if c.onset is not None]
     primary_onsets = [c.onset for c in primary_conds if c.onset is not None]
     if liver_onsets and primary_onsets:
-        dfi = max(0.0, (min(liver_onsets) - min(primary_onsets)).days / DAYS_PER_MONTH)
+        dfi = float(completed_months(min(primary_onsets), min(liver_onsets)))
 
     # --- assumptions from reading -----------------------------------------------------------
     if sel.status_missing:

@@ -86,8 +86,10 @@ def _grade_text(points: int | None, assumed: bool) -> str:
 def albi(facts: Facts, t: Thresholds = DEFAULT_THRESHOLDS) -> Score | None:
     """ALBI (JCO 2015) = 0.66 log10(bilirubin umol/L) - 0.085 albumin g/L.
 
-    Computed from the unrounded converted values (ALBI is defined in SI units), reported and
-    graded at two decimals, so a value printed as -2.60 is grade 1 as the cut-off says.
+    Computed from the unrounded converted values (ALBI is defined in SI units) and graded on
+    the unrounded result, exactly as the cut-offs read ("grade 1 <= -2.60 < grade 2"): a
+    result of -2.5999 is grade 2, although it is shown rounded to two decimals as -2.60.
+    Grading the rounded value would move every such boundary case to the better grade.
     """
     bili, alb = facts.labs.get("bilirubin"), facts.labs.get("albumin")
     if bili is None or alb is None:
@@ -98,8 +100,9 @@ def albi(facts: Facts, t: Thresholds = DEFAULT_THRESHOLDS) -> Score | None:
     alb_gl = (alb.unrounded if alb.unrounded is not None else alb.value) * ALBUMIN_G_L_PER_G_DL
     if bili_umol <= 0:
         return None
-    value = round_half_up(0.66 * math.log10(bili_umol) - 0.085 * alb_gl, 2)
-    grade = "1" if value <= t.albi_grade1_max else ("2" if value <= t.albi_grade2_max else "3")
+    exact = 0.66 * math.log10(bili_umol) - 0.085 * alb_gl
+    grade = "1" if exact <= t.albi_grade1_max else ("2" if exact <= t.albi_grade2_max else "3")
+    value = round_half_up(exact, 2)
     return Score(
         name="ALBI",
         value=value,

@@ -9,7 +9,12 @@ card shows, or raises
 * :class:`DataUnavailable` (-> 412) when essential data cannot be obtained.
 
 Which data is essential: ``conditions`` and ``observations`` decide the verdict, so a
-missing, failed or *partial* fetch of either is a 412. A partial Observation search could
+missing, failed or *partial* fetch of either is a 412. A prefetch value that is an
+OperationOutcome is the EHR saying it could not prefetch that key (CDS Hooks 2.0
+"Prefetch Template": check prefetched data for OperationOutcomes, 412 when required data
+cannot be obtained): the key is treated as not sent, so it is fetched from the FHIR server
+when there is one, else an essential key is a 412 (never "no data", which for
+``conditions`` would silently mean "no liver malignancy"). A partial Observation search could
 hide the latest labs, and a verdict built on it would look trustworthy while it is not.
 ``patient`` only refines (age): its failure becomes a data-quality note and the call
 goes on. Keys are fetched concurrently; the first essential failure cancels the rest.
@@ -157,14 +162,24 @@ async def resolve(
     plans: dict[str, _Plan] = {}
     continued: dict[str, str] = {}  # key -> next link of a prefetched page
     missing: list[str] = []
+    failed: dict[str, str] = {}  # key -> issue text of the OperationOutcome sent for it
     count = 0
 
     for key in templates:
         if key not in given:
             missing.append(key)
             continue
+        value = given[key]
+        where = f"prefetch '{key}'"
+        if isinstance(value, dict) and value.get("resourceType") == "OperationOutcome":
+            failure = outcome_text(value)
+            log.info("prefetch value is an OperationOutcome", extra={"key": key, "issues": failure})
+            failed[key] = failure
+            missing.append(key)
+            continue
+        _check_prefetch_type(value, where, templates[key])
         try:
-            unpacked = unpack(given[key], f"prefetch '{key}'")
+            unpacked = unpack(value, where)
         except BundleShapeError as exc:
             raise PrefetchShapeError(exc.message) from None
         by_key[key] = unpacked.resources
@@ -182,8 +197,15 @@ async def resolve(
     if not fhir_server:
         if essential_missing or essential_continued:
             parts = []
-            if essential_missing:
-                parts.append(f"prefetch is missing {_quote_keys(essential_missing)}")
+            not_sent = [k for k in essential_missing if k not in failed]
+            if not_sent:
+                parts.append(f"prefetch is missing {_quote_keys(not_sent)}")
+            for key in essential_missing:
+                if key in failed:
+                    parts.append(
+                        f"prefetch '{key}' is an OperationOutcome (the EHR could not prefetch "
+                        f"it: {failed[key]})"
+                    )
             if essential_continued:
                 parts.append(
                     f"prefetch {_quote_keys(essential_continued)} is only the first page "
@@ -193,8 +215,9 @@ async def resolve(
                 " and ".join(parts) + ", and the request gives no fhirServer to fetch from"
             )
         for key in missing:
+            why = f"the EHR reported a problem: {failed[key]}" if key in failed else "not sent"
             notes.append(
-                DataQualityNote(f"prefetch '{key}'", "not sent, and no fhirServer to fetch it from")
+                DataQualityNote(f"prefetch '{key}'", f"{why}, and no fhirServer to fetch it from")
             )
         for key in continued:
             notes.append(
@@ -250,6 +273,41 @@ async def resolve(
             )
     fetched_keys = tuple(k for k in templates if k in fetched)
     return _result(templates, by_key, notes, fetched_keys)
+
+
+_SEARCH_BUNDLE_TYPES: Final = frozenset({"searchset", "collection"})
+"""Bundle types that hold data; ``transaction``, ``batch`` and the like hold requests."""
+
+
+def _check_prefetch_type(value: Any, where: str, template: str) -> None:
+    """Refuse (400) a prefetch value that cannot be the answer to its template's query.
+
+    The answer to ``Patient/{{context.patientId}}`` is a Patient; the answer to a search
+    ``Condition?patient=...`` is a searchset Bundle, or a single Condition (fhir-mapping.md
+    §1 allows a single resource). A Patient sent as the Conditions, or a transaction Bundle,
+    is a caller's mistake that must not be read as "this patient has no Conditions".
+    Shapes that are not objects at all are left to :func:`unpack`, which names them.
+    """
+    if not isinstance(value, dict):
+        return
+    resource_type = value.get("resourceType")
+    if not isinstance(resource_type, str) or not resource_type:
+        return  # unpack() names it
+    expected = template.lstrip("/").partition("?")[0].partition("/")[0]
+    is_read = _expected_type(template) is not None
+    if resource_type == "Bundle":
+        bundle_type = value.get("type")
+        if isinstance(bundle_type, str) and bundle_type not in _SEARCH_BUNDLE_TYPES:
+            raise PrefetchShapeError(
+                f"{where} is a Bundle of type {bundle_type[:40]!r}; "
+                "expected a searchset Bundle"
+            )
+        return
+    if resource_type != expected:
+        kind = f"a {expected} resource" if is_read else f"a searchset Bundle of {expected}"
+        raise PrefetchShapeError(
+            f"{where} must be {kind} (or null), not a {resource_type[:40]} resource"
+        )
 
 
 def _result(

@@ -398,8 +398,9 @@ def _read_quantity(
     comparator = q.get("comparator")
     if comparator is not None and comparator not in ("<", "<=", ">=", ">"):
         raise ReadError(f"{what}.comparator is not valid")
+    unit = q.get("unit")
     try:
-        return convert(kind, value, code), comparator
+        return convert(kind, value, code, unit if isinstance(unit, str) else None), comparator
     except UnitError as exc:
         raise ReadError(str(exc)) from None
 

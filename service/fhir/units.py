@@ -108,9 +108,18 @@ def _fmt(value: float) -> str:
     return f"{value:g}" if abs(value) < 1e6 else f"{value:.0f}"
 
 
-def convert(kind: ObservationKind | str, value: float, code: str | None) -> Quantity:
+_UNITLESS_TEXTS: Final = frozenset({"", "1", "{inr}", "inr", "ratio"})
+"""Free-text units that say "no unit" for a ratio such as the INR (folded with _fold)."""
+
+
+def convert(
+    kind: ObservationKind | str, value: float, code: str | None, unit_text: str | None = None
+) -> Quantity:
     """Convert ``value`` in UCUM ``code`` to the canonical unit of ``kind``.
 
+    ``unit_text`` (``Quantity.unit``) is never converted on; it only vetoes a quantity
+    without a code that may stand unitless (the INR): ``{"value": 12.5, "unit": "s"}`` is a
+    prothrombin time in seconds, never an INR (fhir-mapping.md §5: "never PT seconds").
     Raises :class:`UnitError` (message safe to show: names units, not values) when the unit
     is missing or not accepted for this quantity, or the value is outside physical sense.
     """
@@ -118,6 +127,10 @@ def convert(kind: ObservationKind | str, value: float, code: str | None) -> Quan
     if code is None or code == _NO_UNIT:
         if not rule.unitless_ok:
             raise UnitError("no UCUM unit code")
+        if unit_text is not None and _fold(unit_text) not in _UNITLESS_TEXTS:
+            raise UnitError(
+                f"no UCUM unit code, and the unit {unit_text[:20]!r} is not a unitless {kind}"
+            )
         accepted = "1"
     else:
         found = canonical_code(kind, code)

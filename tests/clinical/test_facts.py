@@ -417,3 +417,19 @@ def test_duplicate_resources_count_once() -> None:
     a = size_obs("a", 3.0)
     f = read(liver_met(site(SEG["VI"])), a, dict(a))
     assert f.lesion_count == 1
+
+
+def test_disease_free_interval_counts_calendar_months() -> None:
+    from datetime import UTC, datetime
+
+    from service.clinical.facts import completed_months
+
+    def at(text: str) -> datetime:
+        return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+    # One year is 12 months across a leap day or not, so Fong's "< 12 months" point agrees.
+    assert completed_months(at("2022-03-01"), at("2023-03-01")) == 12
+    assert completed_months(at("2023-03-01"), at("2024-03-01")) == 12
+    assert completed_months(at("2023-03-01"), at("2024-02-29")) == 11
+    assert completed_months(at("2023-01-31"), at("2023-02-28")) == 0
+    assert completed_months(at("2024-05-01"), at("2023-05-01")) == 0

@@ -130,6 +130,9 @@ def test_si_albumin_g_per_l(g_l: float, points: int) -> None:
         (100, 31.9, -1.39, "2"),  # 0.66*2 - 2.7115 = -1.3915
         (100, 31.8, -1.38, "3"),  # 1.32 - 2.703 = -1.383
         (17.104, 40, -2.59, "2"),  # 0.66*1.2331 - 3.4 = -2.586
+        # Graded on the unrounded value, as the cut-offs read: shown -2.60 / -1.39, not better.
+        (16.3, 40, -2.60, "2"),  # 0.66*1.21219 - 3.4 = -2.59996
+        (57.83, 30, -1.39, "3"),  # 0.66*1.76215 - 2.55 = -1.38698
     ],
 )
 def test_albi_grades(bili_umol: float, alb_g_l: float, value: float, grade: str) -> None:

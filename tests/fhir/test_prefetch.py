@@ -224,15 +224,56 @@ async def test_outcome_entries_and_operation_outcomes_are_skipped_with_a_note(
     assert "SELECT" not in logged and "SELECT" not in str(result.notes)
 
 
-async def test_an_operation_outcome_as_the_whole_value_is_skipped_with_a_note() -> None:
-    outcome = {
-        "resourceType": "OperationOutcome",
-        "issue": [{"severity": "error", "code": "timeout"}],
-    }
-    result = await call(full_prefetch(conditions=outcome))
-    assert ids(result) == ["Patient/pat-123", "Observation/o1"]
-    assert result.notes[0].resource == "prefetch 'conditions'"
+OUTCOME = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "timeout"}]}
+
+
+async def test_an_operation_outcome_for_an_essential_key_without_fhir_server_is_a_412() -> None:
+    # The EHR says it could not prefetch the Conditions: that is not "no Conditions".
+    with pytest.raises(DataUnavailable) as caught:
+        await call(full_prefetch(conditions=OUTCOME), fhir_server=None)
+    assert "'conditions' is an OperationOutcome" in caught.value.message
+    assert "error timeout" in caught.value.message
+
+
+async def test_an_operation_outcome_for_an_essential_key_is_fetched_from_the_fhir_server() -> None:
+    server = FakeFhir({"Condition": bundle(condition(7))})
+    result = await call(full_prefetch(conditions=OUTCOME), server)
+    assert ids(result) == ["Patient/pat-123", "Condition/c7", "Observation/o1"]
+    assert result.fetched_keys == ("conditions",)
+    assert [r.url.path for r in server.requests] == ["/fhir/R4/Condition"]
+
+
+async def test_an_operation_outcome_for_the_patient_is_only_a_note() -> None:
+    result = await call(full_prefetch(patient=OUTCOME), fhir_server=None)
+    assert ids(result) == ["Condition/c1", "Observation/o1"]
+    assert result.notes[0].resource == "prefetch 'patient'"
     assert "error timeout" in result.notes[0].problem
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "problem"),
+    [
+        ("conditions", patient(), "must be a searchset Bundle of Condition"),
+        ("observations", condition(1), "must be a searchset Bundle of Observation"),
+        ("patient", observation(1), "must be a Patient resource"),
+        ("conditions", {"resourceType": "Bundle", "type": "transaction"}, "'transaction'"),
+        ("observations", {"resourceType": "Bundle", "type": "batch", "entry": []}, "'batch'"),
+    ],
+)
+async def test_a_value_that_cannot_answer_its_query_is_a_400(
+    key: str, value: dict[str, Any], problem: str
+) -> None:
+    server = FakeFhir()
+    with pytest.raises(PrefetchShapeError) as caught:
+        await call(full_prefetch(**{key: value}), server)
+    assert f"'{key}'" in caught.value.message
+    assert problem in caught.value.message
+    assert server.requests == []
+
+
+async def test_a_single_resource_of_the_searched_type_is_accepted() -> None:
+    result = await call(full_prefetch(conditions=condition(2)), fhir_server=None)
+    assert ids(result) == ["Patient/pat-123", "Condition/c2", "Observation/o1"]
 
 
 @pytest.mark.parametrize(

@@ -134,3 +134,11 @@ def test_resource_ref_never_echoes_odd_ids() -> None:
     assert resource_ref({"resourceType": "Condition", "id": "<b>x</b>"}) == "Condition (no id)"
     assert resource_ref({"resourceType": "Condition"}, 4) == "Condition (no id, item 4)"
     assert resource_ref({"resourceType": "<script>"}, 2) == "item 2"
+
+
+def test_an_inr_in_seconds_without_unit_code_is_skipped_with_a_note() -> None:
+    # A prothrombin time sent on the INR code with only a text unit must not become INR 12.5.
+    sel = select([obs("pt", "6301-6", valueQuantity={"value": 12.5, "unit": "s"})], PID)
+    assert sel.observations == []
+    assert [n.resource for n in sel.notes] == ["Observation/pt"]
+    assert "not a unitless inr" in sel.notes[0].problem

@@ -66,6 +66,21 @@ def test_rejected(kind: str, value: float, code: str | None) -> None:
         convert(kind, value, code)
 
 
+@pytest.mark.parametrize("unit_text", ["s", "sec", "seconds", "mg/dL"])
+def test_an_inr_without_unit_code_whose_unit_text_is_a_unit_is_rejected(unit_text: str) -> None:
+    # fhir-mapping.md §5: INR is unitless, "never PT seconds"; the text cannot make it an INR,
+    # but it can say that the number is not one.
+    with pytest.raises(UnitError):
+        convert("inr", 12.5, None, unit_text)
+
+
+@pytest.mark.parametrize("unit_text", [None, "", "INR", "{INR}", "1", "ratio"])
+def test_an_inr_without_unit_code_is_read_when_its_unit_text_says_unitless(
+    unit_text: str | None,
+) -> None:
+    assert convert("inr", 1.3, None, unit_text).value == 1.3
+
+
 def test_round_half_up_as_on_paper() -> None:
     assert round_to(1.15, 1) == 1.2  # binary 1.1499999...
     assert round_to(1.25, 1) == 1.3  # not banker's 1.2
