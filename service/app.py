@@ -455,15 +455,21 @@ class _Handlers:
         """The FHIR server and token the resolver may use, after the fhirServer policy.
 
         A fhirServer this caller may not send us to is never contacted. If the prefetch
-        already holds every key, the call goes on without FHIR access; otherwise the data
-        cannot be obtained: 412 with the policy's reason.
+        already holds every essential key, the call goes on without FHIR access (a missing
+        ``patient`` only refines, as without a fhirServer); otherwise the data cannot be
+        obtained: 412 with the policy's reason.
         """
         if hook.fhir_server is None:
             return None, None
         try:
             check_fhir_server(identity, hook.fhir_server, self.settings)
         except FhirServerNotAllowed as exc:
-            missing = [key for key in service.prefetch if key not in (hook.prefetch or {})]
+            given = hook.prefetch or {}
+            missing = [
+                key
+                for key in service.prefetch
+                if key not in given and key not in prefetch.OPTIONAL_KEYS
+            ]
             if not missing:
                 log.info(
                     "fhirServer not allowed; using the complete prefetch only",

@@ -113,6 +113,13 @@ class Settings:
         extra = {k: v for k, v in env.items() if k.startswith(PREFIX) and k not in known}
         settings = cls(**values, extra=extra)  # type: ignore[arg-type]
         settings.check()
+        if settings.auth == "required" and not env.get(PREFIX + "PUBLIC_URL", "").strip():
+            # Every JWT's aud is checked against this URL: left at its development default,
+            # every genuine token would fail with no hint why.
+            raise SettingsError(
+                "LIVER_CDS_AUTH=required needs LIVER_CDS_PUBLIC_URL (the base URL EHRs call; "
+                "a JWT's aud must equal the URL called under it)"
+            )
         return settings
 
     def check(self) -> None:

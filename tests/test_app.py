@@ -347,6 +347,20 @@ async def test_a_refused_fhir_server_does_not_matter_when_the_prefetch_is_comple
     assert transport.requests == []
 
 
+async def test_a_refused_fhir_server_and_no_patient_prefetch_is_a_200_as_without_fhir_server() -> (
+    None
+):
+    # The Patient only refines (age): its absence is a note whether or not a fhirServer
+    # that the policy refuses is named.
+    transport = RecordingTransport(fhir_server)
+    body = hook_request(fhirServer="http://ehr.example/fhir")
+    del body["prefetch"]["patient"]
+    async with running_app(http_transport=transport) as app:
+        response = await post_hook(app.client, body)
+    assert response.status_code == 200
+    assert transport.requests == []
+
+
 # --- 400 / 404 / 413 / 415 ----------------------------------------------------------------------
 
 

@@ -42,6 +42,10 @@ def test_values_are_converted_by_the_type_of_their_default() -> None:
         ({"LIVER_CDS_STRICT_FHIR": "maybe"}, "LIVER_CDS_STRICT_FHIR"),
         ({"LIVER_CDS_AUTH": "sometimes"}, "LIVER_CDS_AUTH"),
         ({"LIVER_CDS_AUTH": "required"}, "LIVER_CDS_TRUST_FILE"),
+        (
+            {"LIVER_CDS_AUTH": "required", "LIVER_CDS_TRUST_FILE": "trust.json"},
+            "LIVER_CDS_PUBLIC_URL",
+        ),
         ({"LIVER_CDS_JWT_ALGORITHMS": "HS256"}, "HS256"),
         ({"LIVER_CDS_MAX_BODY_BYTES": "0"}, "LIVER_CDS_MAX_BODY_BYTES"),
     ],

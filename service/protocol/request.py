@@ -99,7 +99,7 @@ def parse_hook_request(data: Any, service: ServiceDeclaration) -> HookRequest:
     if fhir_authorization is not None and fhir_server is None:
         raise BadRequest("fhirServer is required when fhirAuthorization is given")
 
-    prefetch = _prefetch(data.get("prefetch"))
+    prefetch = _prefetch(data.get("prefetch"), service.prefetch)
 
     return HookRequest(
         hook=hook,
@@ -197,15 +197,26 @@ def _fhir_authorization(value: Any) -> FhirAuthorization | None:
     )
 
 
-def _prefetch(value: Any) -> Mapping[str, Any] | None:
+def _prefetch(value: Any, declared: Mapping[str, str]) -> Mapping[str, Any] | None:
+    """The prefetch values of the keys the service declared; other keys are dropped.
+
+    An EHR may send more than was asked for (the standard's own example carries a
+    ``"user": "123"``); what we did not ask for is not ours to judge, so only declared
+    keys must hold a resource or null.
+    """
     if value is None:
         return None
     if not isinstance(value, dict):
         raise BadRequest(f"prefetch must be a JSON object, not {type_name(value)}")
-    for key, item in value.items():
+    kept: dict[str, Any] = {}
+    for key in declared:
+        if key not in value:
+            continue
+        item = value[key]
         if item is not None and not isinstance(item, dict):
             raise BadRequest(
-                f"prefetch.{shorten(key, 40)} must be a FHIR resource (a JSON object) or null, "
+                f"prefetch.{key} must be a FHIR resource (a JSON object) or null, "
                 f"not {type_name(item)}"
             )
-    return value
+        kept[key] = item
+    return kept

@@ -8,7 +8,7 @@ bare 401). The token itself is never logged.
 1. ``Authorization: Bearer <jwt>`` (scheme case-insensitive), size-capped.
 2. Header: ``alg`` in the configured asymmetric set — checked before any key is looked
    at, so ``none`` and HS* (the "HMAC signed with the public key" confusion) never
-   reach a verifier; ``kid`` required; ``typ`` JWT when present.
+   reach a verifier; ``kid`` required; ``typ`` required and ``JWT`` (CDS Hooks 2.0).
 3. ``iss`` on the trust file's allowlist.
 4. Key: the issuer's pinned ``jwks``; or, from a ``jku`` URL, only one the issuer
    lists (exact match) — with no ``jku`` header, the issuer's listed URLs are used.
@@ -133,8 +133,8 @@ class JwtAuthenticator:
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
             raise AuthenticationError("missing-kid")
-        typ = header.get("typ")
-        if typ is not None and (not isinstance(typ, str) or typ.upper() != "JWT"):
+        typ = header.get("typ")  # CDS Hooks 2.0: REQUIRED, fixed value "JWT"
+        if not isinstance(typ, str) or typ.upper() != "JWT":
             raise AuthenticationError("bad-typ")
         jku = header.get("jku")
         if jku is not None and not isinstance(jku, str):

@@ -8,6 +8,14 @@ one transaction, so under load the cost per record falls. The batch stays small 
 the store) because building its rows is Python work on the event loop (about 0.1 ms per
 record): a bounded batch bounds the pause it puts into concurrent hook calls.
 
+Why it lingers: a transaction's fixed cost (SQLAlchemy's execute path, a hop to the
+driver's thread, a commit and its fsync) is paid per batch, and without a pause calls that
+arrive a millisecond apart each get a transaction of their own. After the first record of
+a batch the writer waits ``linger_s`` (50 ms in the store) for others to join, like Kafka's
+``linger.ms``: a record reaches the database at most that much later, which nobody
+reading the audit can tell, and under load the transactions per call fall several-fold
+(``bench/run.py`` measures the throughput; README "Performance"). A shutdown never waits.
+
 Why it never loses a record on a clean shutdown: :meth:`AuditWriter.close` enqueues a
 stop marker *behind* every record already submitted and waits for the task to reach it,
 so everything accepted before ``close`` is written first. A failed write is retried with
@@ -47,6 +55,7 @@ class AuditWriter:
         retry_initial_s: float = 0.1,
         retry_max_s: float = 5.0,
         attempts_before_split: int = 3,
+        linger_s: float = 0.0,
     ) -> None:
         self._write_batch = write_batch
         self._ping = ping
@@ -55,6 +64,7 @@ class AuditWriter:
         self._retry_initial_s = retry_initial_s
         self._retry_max_s = retry_max_s
         self._attempts_before_split = attempts_before_split
+        self._linger_s = linger_s
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._deadline: float | None = None
@@ -128,6 +138,12 @@ class AuditWriter:
             stop = first is None
             if first is not None:
                 batch.append(first)
+                if (
+                    self._linger_s > 0
+                    and not self._closing
+                    and self._queue.qsize() < self._max_batch - 1
+                ):
+                    await self._linger()
             while not stop and len(batch) < self._max_batch:
                 try:
                     item = self._queue.get_nowait()
@@ -150,6 +166,16 @@ class AuditWriter:
                     self._queue.task_done()
             if stop:
                 return
+
+    async def _linger(self) -> None:
+        """Wait ``linger_s`` for more records, cut short when :meth:`close` begins."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + self._linger_s
+        while not self._closing and self._queue.qsize() < self._max_batch - 1:
+            remaining = end - loop.time()
+            if remaining <= 0:
+                return
+            await asyncio.sleep(min(remaining, 0.01))
 
     async def _write_reliably(self, batch: list[AuditRecord]) -> None:
         delay = self._retry_initial_s

@@ -66,6 +66,10 @@ class PatientRef:
         return digest, "hmac-sha256"
 
 
+AUDIT_LINGER_S = 0.05
+"""How long the audit writer waits for more records before a transaction (audit_writer.py)."""
+
+
 class SqlStore:
     """Feedback and audit on one async engine. Build it with :func:`service.store.open_store`."""
 
@@ -77,13 +81,18 @@ class SqlStore:
         retention_days: int = 0,
         max_audit_queue: int = 100_000,
         audit_batch: int = 100,
+        audit_linger_s: float = AUDIT_LINGER_S,
     ) -> None:
         self.engine = engine
         self._patient_ref = patient_ref
         self._retention_days = retention_days
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
         self._writer = AuditWriter(
-            self._write_audit_batch, self.ping, max_queue=max_audit_queue, max_batch=audit_batch
+            self._write_audit_batch,
+            self.ping,
+            max_queue=max_audit_queue,
+            max_batch=audit_batch,
+            linger_s=audit_linger_s,
         )
         self._retention_task: asyncio.Task[None] | None = None
         self._closed = False

@@ -187,13 +187,22 @@ def test_token_type_is_case_insensitive_and_integral_floats_are_integers() -> No
         {"patient": {"resourceType": "Patient", "id": "1288992"}},
         {"conditions": {"resourceType": "Bundle", "type": "searchset", "entry": []}},
         {"observations": {"resourceType": "OperationOutcome", "issue": []}},
-        {"unrequested": {"resourceType": "Practitioner"}},
     ],
 )
 def test_every_prefetch_shape_passes_to_the_resolver_unchanged(prefetch: dict[str, Any]) -> None:
     original = copy.deepcopy(prefetch)
     hook = parse_hook_request(request(prefetch=prefetch), SERVICE)
     assert hook.prefetch == original
+
+
+@pytest.mark.parametrize("extra", [{"resourceType": "Practitioner"}, "123", 7, [1], None])
+def test_prefetch_keys_the_service_did_not_declare_are_dropped_whatever_they_hold(
+    extra: Any,
+) -> None:
+    # The standard's own example prefetch carries "user": "123".
+    patient = {"resourceType": "Patient", "id": "1288992"}
+    hook = parse_hook_request(request(prefetch={"patient": patient, "user": extra}), SERVICE)
+    assert hook.prefetch == {"patient": patient}
 
 
 def test_error_messages_truncate_what_the_client_sent() -> None:

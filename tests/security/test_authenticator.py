@@ -13,6 +13,7 @@ import logging
 import time
 from typing import Any
 
+import jwt
 import pytest
 
 from service.observability import JWT_FAILURES
@@ -174,6 +175,14 @@ async def test_kid_is_required(make_authenticator: Any, ec_key: SigningKey) -> N
 async def test_typ_other_than_jwt_is_refused(make_authenticator: Any, ec_key: SigningKey) -> None:
     auth = make_authenticator(trust_config(issuer([ec_key])))
     assert await rejected(auth, "Bearer " + sign(ec_key, typ="at+jwt")) == "bad-typ"
+
+
+async def test_typ_is_required(make_authenticator: Any, ec_key: SigningKey) -> None:
+    # CDS Hooks 2.0 "Trusting CDS Clients": typ is REQUIRED, fixed value JWT.
+    auth = make_authenticator(trust_config(issuer([ec_key])))
+    token = sign(ec_key, typ="")  # PyJWT leaves an empty typ out of the header
+    assert "typ" not in jwt.get_unverified_header(token)
+    assert await rejected(auth, "Bearer " + token) == "bad-typ"
 
 
 # --- issuer and keys -----

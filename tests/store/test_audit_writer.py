@@ -114,3 +114,27 @@ async def test_close_gives_up_at_its_deadline_when_the_database_stays_down() -> 
 
     assert db.written == []
     assert writer.dropped == 1
+
+
+async def test_records_arriving_one_after_another_share_a_transaction_when_it_lingers() -> None:
+    # Calls a few milliseconds apart: without lingering each would pay a transaction.
+    db = FlakyDatabase()
+    writer = writer_for(db, linger_s=0.2)
+    writer.start()
+    for _ in range(10):
+        writer.submit(hook_call())
+        await asyncio.sleep(0.002)
+    await writer.flush()
+    assert db.batches == [10]
+    await writer.close()
+
+
+async def test_close_does_not_wait_out_the_linger() -> None:
+    db = FlakyDatabase()
+    writer = writer_for(db, linger_s=30.0)
+    writer.start()
+    call = hook_call()
+    writer.submit(call)
+    await asyncio.sleep(0.01)  # the writer is now lingering after its first record
+    await asyncio.wait_for(writer.close(), timeout=2.0)
+    assert db.written == [call.hook_instance]
