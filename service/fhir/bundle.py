@@ -24,9 +24,26 @@ from typing import Any, Final
 from service.clinical.model import DataQualityNote
 from service.observability import get_logger
 
-__all__ = ["BundleShapeError", "Unpacked", "next_link", "outcome_text", "unpack"]
+__all__ = [
+    "SKIPPED_ENTRY",
+    "SKIPPED_OBSERVATION",
+    "BundleShapeError",
+    "Unpacked",
+    "next_link",
+    "outcome_text",
+    "unpack",
+]
 
 log: Final = get_logger("fhir.bundle")
+
+SKIPPED_OBSERVATION: Final[dict[str, Any]] = {"resourceType": "Observation"}
+"""Stands in for an Observation the rules do not read, left unbuilt by the hook body's
+parser (``skim.py``). ``select`` passes over it silently (no ``code``), as over the
+Observation it replaces; keeping a stand-in keeps entry indices and resource counts."""
+
+SKIPPED_ENTRY: Final[dict[str, Any]] = {"resource": SKIPPED_OBSERVATION}
+"""The Bundle entry of :data:`SKIPPED_OBSERVATION`: one shared object, recognised by
+identity so that :func:`unpack` spends nothing on it."""
 
 _MAX_ISSUE_TEXT: Final = 200
 _MAX_ISSUES: Final = 5
@@ -142,7 +159,11 @@ def unpack(value: Any, where: str) -> Unpacked:
             f"{where} is a Bundle whose entry is {_type_name(entries)}, not a list"
         )
     out.next_url = next_link(value)
+    resources = out.resources
     for index, entry in enumerate(entries):
+        if entry is SKIPPED_ENTRY:
+            resources.append(SKIPPED_OBSERVATION)
+            continue
         place = f"{where} Bundle entry {index}"
         if not isinstance(entry, dict):
             out.notes.append(DataQualityNote(place, f"skipped: the entry is {_type_name(entry)}"))

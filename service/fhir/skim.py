@@ -34,15 +34,11 @@ from typing import Any, Final
 import msgspec
 import orjson
 
+from service.fhir.bundle import SKIPPED_ENTRY, SKIPPED_OBSERVATION
 from service.fhir.codes import OBSERVATION_CODES
 
 __all__ = ["SKIPPED_OBSERVATION", "parse_hook_body"]
 
-SKIPPED_OBSERVATION: Final[dict[str, Any]] = {"resourceType": "Observation"}
-"""Stands in for an Observation the rules do not read; ``select`` passes over it silently
-(no ``code``), as it passes over the Observation it replaces."""
-
-_SKIPPED_ENTRY: Final[dict[str, Any]] = {"resource": SKIPPED_OBSERVATION}
 
 _ENVELOPE_KEYS: Final = ("hook", "hookInstance", "context", "fhirServer", "fhirAuthorization")
 """Top-level keys the protocol reads besides ``prefetch``; others (``extension``, ...) are
@@ -167,20 +163,24 @@ def _prefetch_value(raw: msgspec.Raw) -> Any:
 
 
 def _entry_value(entry: _Entry) -> dict[str, Any]:
-    """The entry as a dict, or the shared stub entry for an Observation the rules skip."""
-    out: dict[str, Any] = {}
-    mode = None
-    if entry.search is not msgspec.UNSET:
-        mode = entry.search.mode
-        out["search"] = {"mode": mode}
-    if entry.fullUrl is not msgspec.UNSET:
-        out["fullUrl"] = entry.fullUrl
+    """The entry as a dict, or the shared stub entry for an Observation the rules skip.
+
+    The skip is decided first: it is what happens to nearly every entry of a large Bundle,
+    so it must cost no more than the probe.
+    """
+    search = entry.search
+    mode = None if search is msgspec.UNSET else search.mode
     if mode != "outcome":
         try:
             if not _rules_read(_decode_probe(entry.resource)):
-                return _SKIPPED_ENTRY
+                return SKIPPED_ENTRY
         except _REFUSED:
             pass  # not a plain resource: the lenient path sees all of it
+    out: dict[str, Any] = {}
+    if search is not msgspec.UNSET:
+        out["search"] = {"mode": mode}
+    if entry.fullUrl is not msgspec.UNSET:
+        out["fullUrl"] = entry.fullUrl
     out["resource"] = orjson.loads(memoryview(entry.resource))
     return out
 
