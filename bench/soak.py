@@ -221,7 +221,8 @@ def main() -> int:
     lat = sorted(state.latencies)
     p50 = lat[len(lat) // 2] * 1000 if lat else float("nan")
     p99 = lat[int(len(lat) * 0.99)] * 1000 if lat else float("nan")
-    audit_ok = stored["audit_200"] == hooks_ok
+    # The readiness probe (wait_ready) is one more hook call answered 200, with its audit row.
+    audit_ok = stored["audit_200"] == hooks_ok + 1
     feedback_ok = (
         stored["feedback"] == stored["feedback_distinct"] == len(state.feedback_acknowledged)
     )
@@ -239,7 +240,7 @@ def main() -> int:
         f"(peak {peak:.1f} MB, {len(state.rss)} samples)"
     )
     print(
-        f"  audit rows for 200 answers: {stored['audit_200']} of {hooks_ok} "
+        f"  audit rows for 200 answers: {stored['audit_200']} of {hooks_ok + 1} "
         f"({'all' if audit_ok else 'MISMATCH'}); feedback rows: {stored['feedback']} for "
         f"{len(state.feedback_acknowledged)} distinct acknowledged items "
         f"({'exactly once' if feedback_ok else 'MISMATCH'})"
