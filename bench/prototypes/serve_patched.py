@@ -18,9 +18,6 @@ Prototypes
                 allocates tens of thousands of dicts can only scan live objects.
   gcthreshold=N ``gc.set_threshold(N, 10, 10)`` at start-up (default N is 700): fewer young
                 collections per request.
-  auditlinger=S the audit writer waits S seconds (default 0.05) after the first queued
-                record before it writes, so records of calls that arrive one after the
-                other share one transaction instead of paying one each.
 
 Probes (cost of a stage; not proposals)
   nodepth       skip the JSON nesting-depth scan (orjson's own 1024-level cap remains).
@@ -84,49 +81,6 @@ def gcparse(_: str) -> None:
 def gcthreshold(value: str) -> None:
     threshold = int(value or 10_000)
     _after_start(lambda: gc.set_threshold(threshold, 10, 10))
-
-
-def auditlinger(value: str) -> None:
-    import asyncio
-
-    from service.store.audit_writer import AuditRecord, AuditWriter
-
-    linger_s = float(value or 0.05)
-
-    async def _run(self: AuditWriter) -> None:
-        # AuditWriter._run with one added line: the linger after the first record.
-        while True:
-            first = await self._queue.get()
-            batch: list[AuditRecord] = []
-            stop = first is None
-            if first is not None:
-                batch.append(first)
-                if self._queue.qsize() < self._max_batch and not self._closing:
-                    await asyncio.sleep(linger_s)  # the prototype's change
-            while not stop and len(batch) < self._max_batch:
-                try:
-                    item = self._queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    break
-                if item is None:
-                    stop = True
-                else:
-                    batch.append(item)
-            try:
-                if batch:
-                    await self._write_reliably(batch)
-            finally:
-                for record in batch:
-                    self._pending_cards.subtract(record.card_uuids)
-                    for card in record.card_uuids:
-                        if self._pending_cards[card] <= 0:
-                            del self._pending_cards[card]
-                for _ in range(len(batch) + (1 if stop else 0)):
-                    self._queue.task_done()
-            if stop:
-                return
-
-    AuditWriter._run = _run  # type: ignore[method-assign]
 
 
 def nodepth(_: str) -> None:
@@ -194,7 +148,6 @@ def gcstats(path: str) -> None:
 PATCHES: dict[str, Callable[[str], None]] = {
     "gcparse": gcparse,
     "gcthreshold": gcthreshold,
-    "auditlinger": auditlinger,
     "nodepth": nodepth,
     "nodupcheck": nodupcheck,
     "noaudit": noaudit,

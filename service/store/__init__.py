@@ -51,10 +51,12 @@ async def open_store(settings: Settings) -> SqlStore:
     except BaseException:
         await engine.dispose()
         raise
+    in_memory = target.dialect == "sqlite" and target.sqlite_path is None
     store = SqlStore(
         engine,
         PatientRef(audit_key, settings.audit_plain_patient_id),
         retention_days=settings.retention_days,
+        audit_engine=None if in_memory else lambda: create_engine(target),
     )
     await store.start()
     return store

@@ -26,12 +26,18 @@ block the audit forever. What cannot be written by the shutdown deadline is logg
 
 The queue is bounded (``max_queue``): if the database is down for long, new records are
 dropped with an error log rather than growing memory without limit.
+
+Threads: the writer runs on one event loop (in the store, a loop of its own on a
+background thread, see ``background.py``); :meth:`AuditWriter.submit` and
+:meth:`AuditWriter.is_pending_card` may be called from any thread. Everything else runs
+on the writer's loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -69,17 +75,25 @@ class AuditWriter:
         self._closing = False
         self._deadline: float | None = None
         self._pending_cards: Counter[str] = Counter()
+        self._pending_lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
         self.written = 0
         self.dropped = 0
 
     def start(self) -> None:
+        """Start writing; call it on the loop the writer is to run on."""
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(
-                self._run(), name="liver-cds-audit-writer"
-            )
+            self._loop = asyncio.get_running_loop()
+            self._loop_thread = threading.get_ident()
+            self._task = self._loop.create_task(self._run(), name="liver-cds-audit-writer")
 
     def submit(self, record: AuditRecord) -> bool:
-        """Queue ``record``; False (and an error log) when closed or the queue is full."""
+        """Queue ``record`` (from any thread); False (and an error log) when closed or full.
+
+        From another thread the record is handed to the writer's loop, so a full queue is
+        only logged there (the answer is then True: accepted for queueing).
+        """
         if self._closing:
             self.dropped += 1
             log.error(
@@ -87,21 +101,39 @@ class AuditWriter:
                 extra={"hookInstance": record.hook_instance},
             )
             return False
+        with self._pending_lock:
+            self._pending_cards.update(record.card_uuids)
+        loop = self._loop
+        if loop is not None and threading.get_ident() != self._loop_thread:
+            loop.call_soon_threadsafe(self._enqueue, record)
+            return True
+        return self._enqueue(record)
+
+    def _enqueue(self, record: AuditRecord) -> bool:
         try:
             self._queue.put_nowait(record)
         except asyncio.QueueFull:
             self.dropped += 1
+            self._forget_cards([record])
             log.error(
                 "audit queue full, record dropped",
                 extra={"hookInstance": record.hook_instance, "queued": self._queue.qsize()},
             )
             return False
-        self._pending_cards.update(record.card_uuids)
         return True
+
+    def _forget_cards(self, records: Sequence[AuditRecord]) -> None:
+        with self._pending_lock:
+            for record in records:
+                self._pending_cards.subtract(record.card_uuids)
+                for card in record.card_uuids:
+                    if self._pending_cards[card] <= 0:
+                        del self._pending_cards[card]
 
     def is_pending_card(self, card_uuid: str) -> bool:
         """True while an audit record naming this card is queued but not yet written."""
-        return self._pending_cards[card_uuid] > 0
+        with self._pending_lock:
+            return self._pending_cards[card_uuid] > 0
 
     @property
     def queued(self) -> int:
@@ -157,11 +189,7 @@ class AuditWriter:
                 if batch:
                     await self._write_reliably(batch)
             finally:
-                for record in batch:
-                    self._pending_cards.subtract(record.card_uuids)
-                    for card in record.card_uuids:
-                        if self._pending_cards[card] <= 0:
-                            del self._pending_cards[card]
+                self._forget_cards(batch)
                 for _ in range(len(batch) + (1 if stop else 0)):
                     self._queue.task_done()
             if stop:

@@ -45,6 +45,9 @@ def create_engine(target: DatabaseTarget) -> AsyncEngine:
             target.sqlite_path.expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(target.url, json_serializer=_json_dumps)
         _install_sqlite_hooks(engine)
+        # executemany as multi-row INSERT pages: the driver's row-by-row executemany hands
+        # the GIL back and forth once per row, which stalls under load (sql._insert_rows).
+        engine.sync_engine.dialect.use_insertmanyvalues_wo_returning = True
         return engine
     connect_args: dict[str, Any] = {"timeout": POSTGRES_CONNECT_TIMEOUT_S}
     if target.schema:

@@ -16,7 +16,7 @@ import contextlib
 import hashlib
 import hmac
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from service.observability import get_logger
 from service.store import schema as t
 from service.store.audit_writer import AuditWriter
+from service.store.background import BackgroundLoop
 from service.store.base import AuditRecord, FeedbackItem, FeedbackResult
 from service.store.engine import READONLY
 
@@ -82,26 +83,55 @@ class SqlStore:
         max_audit_queue: int = 100_000,
         audit_batch: int = 100,
         audit_linger_s: float = AUDIT_LINGER_S,
+        audit_engine: Callable[[], AsyncEngine] | None = None,
     ) -> None:
+        """``audit_engine`` makes a second engine on the same database for the audit writer,
+        which then runs on a loop of its own (``background.py`` says why); without it (an
+        in-memory SQLite database, which a second engine would not see) the writer shares
+        ``engine`` and the caller's loop."""
         self.engine = engine
         self._patient_ref = patient_ref
         self._retention_days = retention_days
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
-        self._writer = AuditWriter(
-            self._write_audit_batch,
-            self.ping,
-            max_queue=max_audit_queue,
-            max_batch=audit_batch,
-            linger_s=audit_linger_s,
-        )
+        self._audit_engine_factory = audit_engine
+        self._audit_engine: AsyncEngine | None = None
+        self._audit_loop: BackgroundLoop | None = None
+        self._writer_options: dict[str, Any] = {
+            "max_queue": max_audit_queue,
+            "max_batch": audit_batch,
+            "linger_s": audit_linger_s,
+        }
+        self._writer = self._new_writer(engine)
         self._retention_task: asyncio.Task[None] | None = None
         self._closed = False
+
+    def _new_writer(self, engine: AsyncEngine) -> AuditWriter:
+        async def write(records: Sequence[AuditRecord]) -> None:
+            await self._write_audit_batch(engine, records)
+
+        async def ping() -> bool:
+            return await _ping(engine)
+
+        return AuditWriter(write, ping, **self._writer_options)
 
     # --- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Start the audit writer and, with retention on, purge now and every hour."""
-        self._writer.start()
+        factory = self._audit_engine_factory
+        if factory is None:
+            self._writer.start()
+        else:
+            self._audit_loop = BackgroundLoop("liver-cds-audit")
+            self._audit_loop.start()
+
+            async def start_writer() -> tuple[AsyncEngine, AuditWriter]:
+                engine = factory()
+                writer = self._new_writer(engine)
+                writer.start()
+                return engine, writer
+
+            self._audit_engine, self._writer = await self._audit_loop.run(start_writer())
         if self._retention_days > 0:
             await self._purge_logged()
             self._retention_task = asyncio.get_running_loop().create_task(
@@ -117,7 +147,14 @@ class SqlStore:
             self._retention_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._retention_task
-        await self._writer.close()
+        audit_loop, audit_engine = self._audit_loop, self._audit_engine
+        if audit_loop is None:
+            await self._writer.close()
+        else:
+            await audit_loop.run(self._writer.close())
+            if audit_engine is not None:
+                await audit_loop.run(audit_engine.dispose())
+            await audit_loop.stop()
         await self.engine.dispose()
 
     # --- feedback ----------------------------------------------------------------------------
@@ -172,13 +209,23 @@ class SqlStore:
 
     async def flush_audit(self) -> None:
         """Wait until every audit record queued so far is in the database."""
-        await self._writer.flush()
+        if self._audit_loop is None:
+            await self._writer.flush()
+        else:
+            await self._audit_loop.run(_after_queued(self._writer))
 
     @property
     def audit_queued(self) -> int:
         return self._writer.queued
 
-    async def _write_audit_batch(self, records: Sequence[AuditRecord]) -> None:
+    @property
+    def audit_written(self) -> int:
+        """Audit records written since start-up (a figure for tests and diagnostics)."""
+        return self._writer.written
+
+    async def _write_audit_batch(
+        self, engine: AsyncEngine, records: Sequence[AuditRecord]
+    ) -> None:
         audit_rows: list[dict[str, Any]] = []
         card_rows: list[dict[str, Any]] = []
         suggestion_rows: list[dict[str, Any]] = []
@@ -219,12 +266,10 @@ class SqlStore:
                     }
                 )
         cards = sorted({row["card_uuid"] for row in card_rows})
-        async with self.engine.begin() as conn:
-            await conn.execute(t.audit.insert(), audit_rows)
-            if card_rows:
-                await conn.execute(t.audit_card.insert(), card_rows)
-            if suggestion_rows:
-                await conn.execute(t.audit_suggestion.insert(), suggestion_rows)
+        async with engine.begin() as conn:
+            await _insert_rows(conn, t.audit, audit_rows)
+            await _insert_rows(conn, t.audit_card, card_rows)
+            await _insert_rows(conn, t.audit_suggestion, suggestion_rows)
             for start in range(0, len(cards), FEEDBACK_CHUNK):
                 # Feedback that arrived before this record was written (another replica
                 # answered the EHR's feedback first) now refers to a known card.
@@ -241,15 +286,7 @@ class SqlStore:
 
     async def ping(self) -> bool:
         """True when a ``SELECT 1`` answers within two seconds."""
-        try:
-            async with asyncio.timeout(PING_TIMEOUT_S):
-                async with self.engine.connect() as conn:
-                    conn = await conn.execution_options(**{READONLY: True})
-                    await conn.execute(sa.text("SELECT 1"))
-            return True
-        except Exception as exc:
-            log.warning("database ping failed", extra={"error": type(exc).__name__})
-            return False
+        return await _ping(self.engine)
 
     async def purge(self, *, now: datetime | None = None, days: int | None = None) -> PurgeResult:
         """Delete audit and feedback rows older than ``days`` (default: the retention setting).
@@ -285,6 +322,24 @@ class SqlStore:
         while True:
             await asyncio.sleep(RETENTION_INTERVAL_S)
             await self._purge_logged()
+
+
+async def _ping(engine: AsyncEngine) -> bool:
+    try:
+        async with asyncio.timeout(PING_TIMEOUT_S):
+            async with engine.connect() as conn:
+                conn = await conn.execution_options(**{READONLY: True})
+                await conn.execute(sa.text("SELECT 1"))
+        return True
+    except Exception as exc:
+        log.warning("database ping failed", extra={"error": type(exc).__name__})
+        return False
+
+
+async def _after_queued(writer: AuditWriter) -> None:
+    """Let records handed over from other threads reach the queue, then wait for it."""
+    await asyncio.sleep(0)
+    await writer.flush()
 
 
 async def _known_cards(conn: AsyncConnection, cards: set[str]) -> set[str]:
@@ -329,6 +384,22 @@ def _feedback_row(item: FeedbackItem, now: datetime) -> dict[str, Any]:
 def _check_id(name: str, value: str) -> None:
     if not value or len(value) > ID_MAX or "\x00" in value:
         raise InvalidFeedbackError(f"feedback {name} must be 1 to {ID_MAX} characters")
+
+
+async def _insert_rows(conn: AsyncConnection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    """Insert ``rows`` in one executemany; the engine turns it into multi-row INSERTs.
+
+    Why multi-row: the SQLite driver runs a plain ``executemany`` row by row in its
+    thread, releasing and re-taking the GIL around every row; while the event loop is busy
+    with hook calls each re-take waits up to the interpreter's switch interval (5 ms), so
+    an audit batch of a few hundred rows took seconds and, under sustained load, the audit
+    queue (and the process's memory) grew without bound. The audit engine is created with
+    SQLAlchemy's "insertmanyvalues" for INSERTs without RETURNING (``engine.py``), which
+    sends ``INSERT ... VALUES (...), (...)`` pages from one compiled statement: one step in
+    SQLite per page. asyncpg pipelines executemany itself.
+    """
+    if rows:
+        await conn.execute(table.insert(), rows)
 
 
 def _clean(value: str, max_len: int) -> str:

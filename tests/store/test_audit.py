@@ -147,3 +147,21 @@ async def test_audit_after_close_neither_raises_nor_blocks(open_test_store: Open
     store = await open_test_store()
     await store.close()
     store.audit(hook_call())
+
+
+async def test_the_audit_is_written_while_the_service_loop_is_busy(store: SqlStore) -> None:
+    # Under sustained load the service's event loop is always busy with hook calls; a writer
+    # that needs that loop for every database round trip falls behind and its queue grows
+    # without bound. The writer runs on a loop of its own, so it writes while this one is
+    # blocked (time.sleep stands in for a burst of CPU-bound hook calls).
+    import time
+
+    calls = [hook_call() for _ in range(30)]
+    for call in calls:
+        store.audit(call)
+    deadline = time.monotonic() + 10.0
+    while store.audit_written < len(calls) and time.monotonic() < deadline:
+        time.sleep(0.02)  # noqa: ASYNC251 (blocking this loop is the point)
+    assert store.audit_written == len(calls)
+    await store.flush_audit()
+    assert len(await audit_rows(store)) == len(calls)
