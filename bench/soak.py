@@ -65,6 +65,7 @@ class SoakState:
 
     statuses: Counter[str] = field(default_factory=Counter)
     latencies: list[float] = field(default_factory=list)
+    latencies_by_kind: dict[str, list[float]] = field(default_factory=dict)
     rss: list[tuple[float, float]] = field(default_factory=list)
     cards: list[tuple[str, list[str]]] = field(default_factory=list)
     """(card uuid, suggestion uuids) of recent answers, for realistic feedback."""
@@ -155,6 +156,7 @@ async def drive(base: str, seconds: float, concurrency: int, pid: int) -> SoakSt
                 state.statuses[f"{kind}:{type(exc).__name__}"] += 1
                 continue
             state.latencies.append(time.perf_counter() - t0)
+            state.latencies_by_kind.setdefault(kind, []).append(time.perf_counter() - t0)
             state.statuses[f"{kind}:{r.status_code}"] += 1
             if r.status_code == 200:
                 if kind == "hook":
@@ -235,6 +237,12 @@ def main() -> int:
         "  by kind and status: " + ", ".join(f"{k} {n}" for k, n in sorted(state.statuses.items()))
     )
     print(f"  latency p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+    for kind, values in sorted(state.latencies_by_kind.items()):
+        ordered = sorted(values)
+        print(
+            f"    {kind}: p50 {ordered[len(ordered) // 2] * 1000:.1f} ms, "
+            f"p99 {ordered[int(len(ordered) * 0.99)] * 1000:.1f} ms"
+        )
     print(
         f"  RSS after warm-up {first:.1f} MB -> end {last:.1f} MB: growth {growth:+.1f} % "
         f"(peak {peak:.1f} MB, {len(state.rss)} samples)"

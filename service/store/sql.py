@@ -166,7 +166,19 @@ class SqlStore:
         process, or twice in this request), ``unknown_cards`` the items of this request whose
         card uuid no audit record names (they are stored, flagged ``known_card = false``).
         Raises :class:`InvalidFeedbackError` for identifiers over 200 characters.
+
+        With the writer on its own loop, the transaction runs there too, on the writer's
+        engine: a commit then costs round trips on an idle loop, not on the busy one that
+        answers hook calls (``background.py``), and one engine means one queue for SQLite's
+        write lock instead of two engines contending for it.
         """
+        if self._audit_loop is not None and self._audit_engine is not None:
+            return await self._audit_loop.run(self._save_feedback(self._audit_engine, items))
+        return await self._save_feedback(self.engine, items)
+
+    async def _save_feedback(
+        self, engine: AsyncEngine, items: Sequence[FeedbackItem]
+    ) -> FeedbackResult:
         now = t.utcnow()
         rows: dict[tuple[str, str, datetime], dict[str, Any]] = {}
         for item in items:
@@ -177,7 +189,7 @@ class SqlStore:
         stored = 0
         unknown = 0
         unique_rows = list(rows.values())
-        async with self.engine.begin() as conn:
+        async with engine.begin() as conn:
             known = await _known_cards(conn, {row["card_uuid"] for row in unique_rows})
             for row in unique_rows:
                 row["known_card"] = row["card_uuid"] in known or self._writer.is_pending_card(
