@@ -56,7 +56,7 @@ async def open_store(settings: Settings) -> SqlStore:
         engine,
         PatientRef(audit_key, settings.audit_plain_patient_id),
         retention_days=settings.retention_days,
-        audit_engine=None if in_memory else lambda: create_engine(target),
+        audit_engine=None if in_memory else lambda: create_engine(target, writer=True),
     )
     await store.start()
     return store

@@ -38,12 +38,21 @@ READONLY = "liver_cds_readonly"
 """Execution option: this connection only reads (SQLite: plain deferred ``BEGIN``)."""
 
 
-def create_engine(target: DatabaseTarget) -> AsyncEngine:
-    """Create the engine; for SQLite also the parent directory of the database file."""
+def create_engine(target: DatabaseTarget, *, writer: bool = False) -> AsyncEngine:
+    """Create the engine; for SQLite also the parent directory of the database file.
+
+    ``writer``: the engine of this process's writes (audit and feedback). On SQLite it
+    keeps one connection, so the process's transactions queue in the connection pool, in
+    order and without delay, instead of inside SQLite: a second connection of the same
+    process waiting for the write lock sleeps in SQLite's busy handler in steps of up to
+    100 ms, which under load made feedback commits take seconds and starved the audit.
+    Other processes on the same file still wait through ``busy_timeout``.
+    """
     if target.dialect == "sqlite":
         if target.sqlite_path is not None:
             target.sqlite_path.expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(target.url, json_serializer=_json_dumps)
+        pool: dict[str, Any] = {"pool_size": 1, "max_overflow": 0} if writer else {}
+        engine = create_async_engine(target.url, json_serializer=_json_dumps, **pool)
         _install_sqlite_hooks(engine)
         # executemany as multi-row INSERT pages: the driver's row-by-row executemany hands
         # the GIL back and forth once per row, which stalls under load (sql._insert_rows).
