@@ -1005,6 +1005,8 @@ def test_serve_runs_uvicorn_with_uvloop_and_httptools_on_the_settings_defaults(
     assert options["lifespan"] == "on"
     assert options["factory"] is False and options["workers"] is None
     assert options["timeout_graceful_shutdown"] > 0
+    # Idle connections outlive a load balancer's 60 s idle timeout: the client closes first.
+    assert options["timeout_keep_alive"] > 60
 
 
 def test_serve_flags_override_settings_and_several_workers_use_the_factory(

@@ -21,6 +21,14 @@ from typing import Any
 GRACEFUL_SHUTDOWN_S = 10
 """How long a stopping server waits for in-flight calls (a call's budget is 3 s by default)."""
 
+KEEP_ALIVE_S = 75
+"""How long an idle HTTP connection is kept open (uvicorn's default is 5 s).
+
+Longer than the idle timeout of the load balancers and clients in front of the service
+(60 s is common): the side that closes an idle connection must be the client, or a request
+sent just as the server closes it fails with a reset (a 502 at the load balancer). The
+soak run saw exactly that once with the 5 s default."""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="interface to bind (default: LIVER_CDS_HOST, 127.0.0.1)")
@@ -74,5 +82,6 @@ def run(args: argparse.Namespace) -> int:
         log_config=uvicorn_log_config(settings),
         server_header=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        timeout_keep_alive=KEEP_ALIVE_S,
     )
     return 0
