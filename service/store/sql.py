@@ -85,10 +85,10 @@ class SqlStore:
         audit_linger_s: float = AUDIT_LINGER_S,
         audit_engine: Callable[[], AsyncEngine] | None = None,
     ) -> None:
-        """``audit_engine`` makes a second engine on the same database for the audit writer,
-        which then runs on a loop of its own (``background.py`` says why); without it (an
-        in-memory SQLite database, which a second engine would not see) the writer shares
-        ``engine`` and the caller's loop."""
+        """``audit_engine`` makes a second engine on the same database for this process's
+        writes (audit batches and feedback), which then run on a loop of its own
+        (``background.py`` says why); without it (an in-memory SQLite database, which a
+        second engine would not see) they share ``engine`` and the caller's loop."""
         self.engine = engine
         self._patient_ref = patient_ref
         self._retention_days = retention_days
@@ -101,6 +101,7 @@ class SqlStore:
             "max_batch": audit_batch,
             "linger_s": audit_linger_s,
         }
+        # On the caller's loop; start() replaces it with one on the background loop.
         self._writer = self._new_writer(engine)
         self._retention_task: asyncio.Task[None] | None = None
         self._closed = False
