@@ -5,8 +5,8 @@ why", but writing it must not add a database round trip (and, on SQLite, an fsyn
 every hook call. :meth:`AuditWriter.submit` only appends to an in-memory queue; one task
 per process takes whatever has accumulated (up to ``max_batch`` records) and writes it in
 one transaction, so under load the cost per record falls. The batch stays small (100 in
-the store) because building its rows is Python work on the event loop (about 0.1 ms per
-record): a bounded batch bounds the pause it puts into concurrent hook calls.
+the store) because building its rows is Python work (about 0.15 ms per record) that
+holds the GIL: a bounded batch bounds the pause it puts into concurrent hook calls.
 
 Why it lingers: a transaction's fixed cost (SQLAlchemy's execute path, a hop to the
 driver's thread, a commit and its fsync) is paid per batch, and without a pause calls that
