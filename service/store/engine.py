@@ -2,7 +2,8 @@
 
 SQLite (aiosqlite):
 - ``journal_mode=WAL``: readers never block the writer, and several processes can share
-  the file (each writer waits for the lock instead of failing).
+  the file (each writer waits for the lock instead of failing). The mode is stored in the
+  file, so it is set once, when the engine is created (:func:`enable_wal`).
 - ``busy_timeout``: a writer that finds the file locked by another process waits up to
   :data:`SQLITE_BUSY_TIMEOUT_MS` instead of failing at once with "database is locked".
 - ``synchronous=FULL``: every commit fsyncs the WAL. A SIGKILL alone would not need it
@@ -23,6 +24,9 @@ PostgreSQL (asyncpg): the schema from ``?schema=`` becomes the connection's
 
 from __future__ import annotations
 
+import sqlite3
+import time
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -50,7 +54,9 @@ def create_engine(target: DatabaseTarget, *, writer: bool = False) -> AsyncEngin
     """
     if target.dialect == "sqlite":
         if target.sqlite_path is not None:
-            target.sqlite_path.expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+            path = target.sqlite_path.expanduser().resolve()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            enable_wal(path)
         pool: dict[str, Any] = {"pool_size": 1, "max_overflow": 0} if writer else {}
         engine = create_async_engine(target.url, json_serializer=_json_dumps, **pool)
         _install_sqlite_hooks(engine)
@@ -66,6 +72,35 @@ def create_engine(target: DatabaseTarget, *, writer: bool = False) -> AsyncEngin
     )
 
 
+def enable_wal(path: Path, *, timeout_s: float = SQLITE_BUSY_TIMEOUT_MS / 1000) -> None:
+    """Put the SQLite file at ``path`` in WAL mode (creating it if absent), retrying while busy.
+
+    Switching the journal mode needs the file's exclusive lock, and SQLite does not always
+    wait for it: when two connections that both hold the shared lock want it (replicas
+    starting together on a new file), it answers "database is locked" at once, without
+    calling the busy handler, to avoid a deadlock. So this retries for up to ``timeout_s``.
+    It runs once per engine, at start-up; a file already in WAL mode returns at once.
+    """
+    deadline = time.monotonic() + timeout_s
+    pause_s = 0.005
+    connection = sqlite3.connect(path, timeout=timeout_s, isolation_level=None)
+    try:
+        while True:
+            try:
+                mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() + pause_s > deadline:
+                    raise
+                time.sleep(pause_s)
+                pause_s = min(pause_s * 2, 0.1)
+                continue
+            if str(mode).lower() != "wal":
+                raise sqlite3.OperationalError(f"{path}: journal mode stayed {mode!r}, not WAL")
+            return
+    finally:
+        connection.close()
+
+
 def _json_dumps(value: Any) -> str:
     """JSON columns through orjson: the audit writer serialises four lists per record."""
     return orjson.dumps(value).decode()
@@ -79,7 +114,6 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-            cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA synchronous = FULL")
         finally:
             cursor.close()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,7 @@ import sqlalchemy as sa
 from service.settings import Settings
 from service.store import open_store
 from service.store import schema as t
+from service.store.engine import enable_wal
 from service.store.migrations import MIGRATIONS, current_version
 
 from .conftest import OpenStore
@@ -69,3 +72,29 @@ async def test_an_unreachable_database_fails_start_up_loudly() -> None:
 async def test_ping_reports_a_reachable_database(open_test_store: OpenStore) -> None:
     store = await open_test_store()
     assert await store.ping() is True
+
+
+def test_processes_opening_a_new_sqlite_file_together_all_get_wal(tmp_path: Path) -> None:
+    # Two connections that both hold the shared lock and want the exclusive one to switch
+    # the journal mode: SQLite answers "database is locked" to one at once, without its
+    # busy handler. Eight openers on each of 30 new files made that happen (about one
+    # file in 15 failed before enable_wal retried).
+    for attempt in range(30):
+        path = tmp_path / f"replicas-{attempt}.db"
+        errors: list[BaseException] = []
+
+        def open_file(target: Path = path, errors: list[BaseException] = errors) -> None:
+            try:
+                enable_wal(target)
+            except BaseException as error:
+                errors.append(error)
+
+        openers = [threading.Thread(target=open_file) for _ in range(8)]
+        for opener in openers:
+            opener.start()
+        for opener in openers:
+            opener.join()
+
+        assert errors == []
+        with sqlite3.connect(path) as check:
+            assert check.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
