@@ -41,7 +41,14 @@ LAB_UNITS_HIGHER_IS_WORSE: Final = frozenset({"bilirubin", "inr", "creatinine", 
 """For two results at the same instant the worse one is kept (deterministic, conservative)."""
 
 LAB_ORDER: Final[tuple[LabName, ...]] = (
-    "bilirubin", "albumin", "inr", "platelets", "creatinine", "sodium", "afp", "cea",
+    "bilirubin",
+    "albumin",
+    "inr",
+    "platelets",
+    "creatinine",
+    "sodium",
+    "afp",
+    "cea",
 )
 LAB_LABELS: Final[dict[str, str]] = {
     "bilirubin": "bilirubin",
@@ -85,7 +92,10 @@ def extract_facts(
 ) -> Facts:
     """Facts of one patient from raw resource dicts of any type (see ``engine.assess``)."""
     return facts_from_selection(
-        select(resources, patient_id), patient_id=patient_id, at=at, notes=notes,
+        select(resources, patient_id),
+        patient_id=patient_id,
+        at=at,
+        notes=notes,
         thresholds=thresholds,
     )
 
@@ -204,8 +214,10 @@ def facts_from_selection(
     sites: list[tuple[SiteRead, str]] = []
     for c in liver_conds:
         for s in c.sites:
-            if codes.SECONDARY_BY_SITE in c.tags and s.liver is None and not (
-                codes.LIVER_SECONDARY in c.tags or codes.LIVER_HCC in c.tags
+            if (
+                codes.SECONDARY_BY_SITE in c.tags
+                and s.liver is None
+                and not (codes.LIVER_SECONDARY in c.tags or codes.LIVER_HCC in c.tags)
             ):
                 continue
             sites.append((s, c.ref))
@@ -250,14 +262,18 @@ def facts_from_selection(
     if size_obs:
         last_day = max(o.time.date() for o in size_obs)
         on_day = [o for o in size_obs if o.time.date() == last_day]
-        biggest = max(on_day, key=lambda o: (o.quantity.value if o.quantity else 0.0))
+        biggest = max(on_day, key=lambda o: o.quantity.value if o.quantity else 0.0)
         assert biggest.quantity is not None
         largest_cm = biggest.quantity.value
         observed["largest_cm"] = Measurement(
             largest_cm, "cm", biggest.time, biggest.ref, biggest.quantity.original
         )
-        b.add("largest_cm", _with_original(f"{largest_cm:g} cm", biggest.quantity.original),
-              biggest.time, biggest.ref)
+        b.add(
+            "largest_cm",
+            _with_original(f"{largest_cm:g} cm", biggest.quantity.original),
+            biggest.time,
+            biggest.ref,
+        )
 
     # --- other conditions (§4) ---------------------------------------------------------
     def refs_with(tag: str) -> list[str]:
@@ -283,7 +299,7 @@ def facts_from_selection(
     for c in current:
         for tag in c.tags:
             if tag.startswith(codes.SYMPTOM_PREFIX):
-                symptoms.add(cast(Symptom, tag[len(codes.SYMPTOM_PREFIX):]))
+                symptoms.add(cast(Symptom, tag[len(codes.SYMPTOM_PREFIX) :]))
                 symptom_refs.append(c.ref)
     if symptoms and tumour_kind is not None:
         b.add("symptoms", ", ".join(sorted(symptoms)), None, *symptom_refs)
@@ -306,12 +322,20 @@ def facts_from_selection(
             stale[lab] = latest.time
             continue
         labs[lab] = Measurement(
-            q.value, q.unit, latest.time, latest.ref, q.original,
+            q.value,
+            q.unit,
+            latest.time,
+            latest.ref,
+            q.original,
             q.unrounded if q.unrounded != q.value else None,
         )
         if tumour_kind is not None:
-            b.add(lab, _with_original(format_value(lab, q.value, q.unit), q.original),
-                  latest.time, latest.ref)
+            b.add(
+                lab,
+                _with_original(format_value(lab, q.value, q.unit), q.original),
+                latest.time,
+                latest.ref,
+            )
 
     # --- portal hypertension (§2) ----------------------------------------------------------
     ph_refs = refs_with(codes.PORTAL_HYPERTENSION)
@@ -320,8 +344,10 @@ def facts_from_selection(
     if ph_refs:
         portal = "present"
         b.add("portal_hypertension", "present", None, *ph_refs)
-    elif cirrhosis and platelets is not None and (
-        platelets.value < thresholds.platelets_portal_hypertension
+    elif (
+        cirrhosis
+        and platelets is not None
+        and (platelets.value < thresholds.platelets_portal_hypertension)
     ):
         portal = "suspected"
         b.add(
@@ -400,13 +426,10 @@ def facts_from_selection(
     # --- assumptions from reading -----------------------------------------------------------
     if sel.status_missing:
         b.assumptions.append(
-            "Observation without a status counted as a final result: "
-            + _refs(sel.status_missing)
+            "Observation without a status counted as a final result: " + _refs(sel.status_missing)
         )
     if sel.timezone_assumed:
-        b.assumptions.append(
-            "Times without a timezone read as UTC: " + _refs(sel.timezone_assumed)
-        )
+        b.assumptions.append("Times without a timezone read as UTC: " + _refs(sel.timezone_assumed))
 
     return Facts(
         patient_id=patient_id,
@@ -510,7 +533,12 @@ def _distribution(
 
 
 _LISTED_PRIMARIES: Final[tuple[PrimarySite, ...]] = (
-    "colorectal", "neuroendocrine", "pancreas", "breast", "lung", "stomach",
+    "colorectal",
+    "neuroendocrine",
+    "pancreas",
+    "breast",
+    "lung",
+    "stomach",
 )
 _PRIMARY_SITES: Final[dict[str, PrimarySite]] = {
     codes.PRIMARY_PREFIX + site: site for site in _LISTED_PRIMARIES
@@ -554,7 +582,8 @@ def _primary_site(
         else:
             b.notes.append(
                 DataQualityNote(
-                    c.ref, "related primary cancer Condition not found among the data; "
+                    c.ref,
+                    "related primary cancer Condition not found among the data; "
                     "primary site read from the other Conditions",
                 )
             )

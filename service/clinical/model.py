@@ -19,8 +19,14 @@ PrimarySite = Literal[
 Distribution = Literal["right", "left", "bilobar", "diffuse", "unknown"]
 PortalHypertension = Literal["present", "suspected", "absent"]
 Symptom = Literal[
-    "jaundice", "ascites", "weight-loss", "loss-of-appetite", "nausea", "vomiting",
-    "abdominal-pain", "bloating",
+    "jaundice",
+    "ascites",
+    "weight-loss",
+    "loss-of-appetite",
+    "nausea",
+    "vomiting",
+    "abdominal-pain",
+    "bloating",
 ]
 Verdict = Literal["resectable", "potentially-resectable", "not-resectable", "indeterminate"]
 OptionCode = Literal[
@@ -44,10 +50,22 @@ OPTION_CODES: tuple[OptionCode, ...] = get_args(OptionCode)
 VERDICTS: tuple[Verdict, ...] = get_args(Verdict)
 
 LabName = Literal[
-    "bilirubin", "albumin", "inr", "platelets", "creatinine", "sodium", "afp", "cea",
+    "bilirubin",
+    "albumin",
+    "inr",
+    "platelets",
+    "creatinine",
+    "sodium",
+    "afp",
+    "cea",
 ]
 RiskModifier = Literal[
-    "cirrhosis", "portal-hypertension", "child-pugh-b", "low-flr", "ascites", "jaundice",
+    "cirrhosis",
+    "portal-hypertension",
+    "child-pugh-b",
+    "low-flr",
+    "ascites",
+    "jaundice",
 ]
 """Patient-specific facts named in the risk text of the options they affect (§6)."""
 
@@ -55,7 +73,7 @@ MissingFact = Literal[
     "diagnosis-confirmation",  # rule 1
     "distribution",
     "lesion-count",
-    "child-pugh",               # bilirubin, albumin or INR missing or stale
+    "child-pugh",  # bilirubin, albumin or INR missing or stale
     "ecog",
     "largest-size",
     "flr",

@@ -190,7 +190,10 @@ class _Options:
         self.items: list[OfferedOption] = []
 
     def add(
-        self, code: OptionCode, recommended: bool, when: bool = True,
+        self,
+        code: OptionCode,
+        recommended: bool,
+        when: bool = True,
         qualifier: str | None = None,
     ) -> _Options:
         if when and all(o.code != code for o in self.items):
@@ -198,7 +201,7 @@ class _Options:
         return self
 
     def by_location(self, c: Context, recommended: bool) -> _Options:
-        """"Resection by location" (§3).
+        """ "Resection by location" (§3).
 
         right -> right hepatectomy; left -> left hepatectomy, plus local resection when every
         sided site is superficial and lesion_count <= 3; single segment -> local resection
@@ -270,7 +273,9 @@ def rule_3(c: Context) -> Outcome | None:
     ecog = c.ecog
     if ecog is not None and ecog >= c.t.ecog_not_resectable:
         return (
-            _Options("3").add("best-supportive-care", R).add("systemic-therapy", o)
+            _Options("3")
+            .add("best-supportive-care", R)
+            .add("systemic-therapy", o)
             .outcome("not-resectable")
         )
     return None
@@ -320,8 +325,10 @@ def rule_6(c: Context) -> Outcome | None:
     sbrt o."""
     if c.ecog == c.t.ecog_limited:
         return (
-            _Options("6").add("systemic-therapy", R)
-            .add("ablation", o, when=c.small_for_ablation).add("sbrt", o)
+            _Options("6")
+            .add("systemic-therapy", R)
+            .add("ablation", o, when=c.small_for_ablation)
+            .add("sbrt", o)
             .outcome("not-resectable")
         )
     return None
@@ -342,7 +349,11 @@ def rule_8(c: Context) -> Outcome | None:
     c.use("macrovascular_invasion")
     if c.facts.macrovascular_invasion or c.extrahepatic:
         return (
-            _Options("8").add("systemic-therapy", R).add("haic", o).add("tare", o).add("sbrt", o)
+            _Options("8")
+            .add("systemic-therapy", R)
+            .add("haic", o)
+            .add("tare", o)
+            .add("sbrt", o)
             .outcome("not-resectable")
         )
     return None
@@ -353,8 +364,10 @@ def rule_9(c: Context) -> Outcome | None:
     ablation o if small_for_ablation, tace o, systemic-therapy o."""
     if c.hcc and c.child_pugh_class == "B":
         return (
-            _Options("9").add("transplant-evaluation", R, when=c.within_milan)
-            .add("ablation", o, when=c.small_for_ablation).add("tace", o)
+            _Options("9")
+            .add("transplant-evaluation", R, when=c.within_milan)
+            .add("ablation", o, when=c.small_for_ablation)
+            .add("tace", o)
             .add("systemic-therapy", o)
             .outcome("not-resectable")
         )
@@ -369,8 +382,10 @@ def rule_10(c: Context) -> Outcome | None:
     c.use("portal_hypertension")
     if c.facts.portal_hypertension in ("present", "suspected"):
         return (
-            _Options("10").add("transplant-evaluation", R, when=c.within_milan)
-            .add("ablation", R, when=c.small_for_ablation).add("tace", o)
+            _Options("10")
+            .add("transplant-evaluation", R, when=c.within_milan)
+            .add("ablation", R, when=c.small_for_ablation)
+            .add("tace", o)
             .outcome("not-resectable")
         )
     return None
@@ -380,7 +395,10 @@ def rule_11(c: Context) -> Outcome | None:
     """11 | hcc and distribution diffuse | not-resectable | systemic-therapy R, haic o, tare o."""
     if c.hcc and c.distribution == "diffuse":
         return (
-            _Options("11").add("systemic-therapy", R).add("haic", o).add("tare", o)
+            _Options("11")
+            .add("systemic-therapy", R)
+            .add("haic", o)
+            .add("tare", o)
             .outcome("not-resectable")
         )
     return None
@@ -397,7 +415,8 @@ def rule_12(c: Context) -> Outcome | None:
         else:
             opts.add("transplant-evaluation", o, when=c.within_up_to_seven)
         return (
-            opts.add("ablation", o, when=c.small_for_ablation).add("systemic-therapy", o)
+            opts.add("ablation", o, when=c.small_for_ablation)
+            .add("systemic-therapy", o)
             .outcome("not-resectable")
         )
     return None
@@ -409,7 +428,10 @@ def rule_13(c: Context) -> Outcome | None:
     within_milan."""
     if c.hcc and c.distribution in ("right", "left") and c.flr_low:
         return (
-            _Options("13").add("liver-augmentation", R).by_location(c, o).add("tace", o)
+            _Options("13")
+            .add("liver-augmentation", R)
+            .by_location(c, o)
+            .add("tace", o)
             .add("transplant-evaluation", o, when=c.within_milan)
             .outcome("potentially-resectable")
         )
@@ -421,8 +443,11 @@ def rule_14(c: Context) -> Outcome | None:
     ablation o if small_for_ablation, transplant-evaluation o if within_milan, tace o."""
     if c.hcc and c.distribution in ("right", "left"):
         return (
-            _Options("14").by_location(c, R).add("ablation", o, when=c.small_for_ablation)
-            .add("transplant-evaluation", o, when=c.within_milan).add("tace", o)
+            _Options("14")
+            .by_location(c, R)
+            .add("ablation", o, when=c.small_for_ablation)
+            .add("transplant-evaluation", o, when=c.within_milan)
+            .add("tace", o)
             .outcome("resectable")
         )
     return None
@@ -433,8 +458,10 @@ def rule_15(c: Context) -> Outcome | None:
     ablation o if small_for_ablation, sbrt o."""
     if c.secondary and c.child_pugh_class == "B":
         return (
-            _Options("15").add("systemic-therapy", R)
-            .add("ablation", o, when=c.small_for_ablation).add("sbrt", o)
+            _Options("15")
+            .add("systemic-therapy", R)
+            .add("ablation", o, when=c.small_for_ablation)
+            .add("sbrt", o)
             .outcome("not-resectable")
         )
     return None
@@ -446,7 +473,9 @@ def rule_16(c: Context) -> Outcome | None:
     ablation o if small_for_ablation."""
     if c.secondary and c.primary in COLORECTAL_OR_NET and c.extrahepatic:
         return (
-            _Options("16").add("systemic-therapy", R).by_location(c, o)
+            _Options("16")
+            .add("systemic-therapy", R)
+            .by_location(c, o)
             .add("ablation", o, when=c.small_for_ablation)
             .outcome("potentially-resectable")
         )
@@ -458,7 +487,10 @@ def rule_17(c: Context) -> Outcome | None:
     haic o, tare o, transplant-evaluation o if transmet_like."""
     if c.secondary and c.primary == "colorectal" and c.distribution == "diffuse":
         return (
-            _Options("17").add("systemic-therapy", R).add("haic", o).add("tare", o)
+            _Options("17")
+            .add("systemic-therapy", R)
+            .add("haic", o)
+            .add("tare", o)
             .add("transplant-evaluation", o, when=c.transmet_like)
             .outcome("not-resectable")
         )
@@ -470,7 +502,10 @@ def rule_18(c: Context) -> Outcome | None:
     systemic-therapy R, tace o, tare o."""
     if c.secondary and c.primary == "neuroendocrine" and c.distribution == "diffuse":
         return (
-            _Options("18").add("systemic-therapy", R).add("tace", o).add("tare", o)
+            _Options("18")
+            .add("systemic-therapy", R)
+            .add("tace", o)
+            .add("tare", o)
             .outcome("not-resectable")
         )
     return None
@@ -498,12 +533,17 @@ def rule_20(c: Context) -> Outcome | None:
     potentially-resectable | liver-augmentation R, resection by location o,
     ablation o if small_for_ablation, systemic-therapy o."""
     if (
-        c.secondary and c.primary in COLORECTAL_OR_NET
-        and c.distribution in ("right", "left") and c.flr_low
+        c.secondary
+        and c.primary in COLORECTAL_OR_NET
+        and c.distribution in ("right", "left")
+        and c.flr_low
     ):
         return (
-            _Options("20").add("liver-augmentation", R).by_location(c, o)
-            .add("ablation", o, when=c.small_for_ablation).add("systemic-therapy", o)
+            _Options("20")
+            .add("liver-augmentation", R)
+            .by_location(c, o)
+            .add("ablation", o, when=c.small_for_ablation)
+            .add("systemic-therapy", o)
             .outcome("potentially-resectable")
         )
     return None
@@ -515,7 +555,9 @@ def rule_21(c: Context) -> Outcome | None:
     (perioperative)."""
     if c.secondary and c.primary in COLORECTAL_OR_NET and c.distribution in ("right", "left"):
         return (
-            _Options("21").by_location(c, R).add("ablation", o, when=c.small_for_ablation)
+            _Options("21")
+            .by_location(c, R)
+            .add("ablation", o, when=c.small_for_ablation)
             .add("systemic-therapy", o, qualifier="perioperative")
             .outcome("resectable")
         )
@@ -527,13 +569,19 @@ def rule_22(c: Context) -> Outcome | None:
     disease, right/left, lesion_count <= 3 | potentially-resectable | systemic-therapy R,
     resection by location o, ablation o if small_for_ablation, sbrt o."""
     if (
-        c.secondary and c.primary in OTHER_PRIMARIES and not c.extrahepatic
+        c.secondary
+        and c.primary in OTHER_PRIMARIES
+        and not c.extrahepatic
         and c.distribution in ("right", "left")
-        and c.lesion_count is not None and c.lesion_count <= c.t.other_primary_max_lesions
+        and c.lesion_count is not None
+        and c.lesion_count <= c.t.other_primary_max_lesions
     ):
         return (
-            _Options("22").add("systemic-therapy", R).by_location(c, o)
-            .add("ablation", o, when=c.small_for_ablation).add("sbrt", o)
+            _Options("22")
+            .add("systemic-therapy", R)
+            .by_location(c, o)
+            .add("ablation", o, when=c.small_for_ablation)
+            .add("sbrt", o)
             .outcome("potentially-resectable")
         )
     return None
@@ -545,7 +593,8 @@ def rule_23(c: Context) -> Outcome | None:
     if c.secondary:
         count = c.lesion_count
         return (
-            _Options("23").add("systemic-therapy", R)
+            _Options("23")
+            .add("systemic-therapy", R)
             .add("sbrt", o, when=count is not None and count <= c.t.sbrt_max_lesions)
             .outcome("not-resectable")
         )
@@ -553,11 +602,30 @@ def rule_23(c: Context) -> Outcome | None:
 
 
 RULES: Final[tuple[tuple[str, Rule], ...]] = (
-    ("0", rule_0), ("1", rule_1), ("2", rule_2), ("3", rule_3), ("4", rule_4), ("5", rule_5),
-    ("6", rule_6), ("7", rule_7), ("8", rule_8), ("9", rule_9), ("10", rule_10),
-    ("11", rule_11), ("12", rule_12), ("13", rule_13), ("14", rule_14), ("15", rule_15),
-    ("16", rule_16), ("17", rule_17), ("18", rule_18), ("19", rule_19), ("20", rule_20),
-    ("21", rule_21), ("22", rule_22), ("23", rule_23),
+    ("0", rule_0),
+    ("1", rule_1),
+    ("2", rule_2),
+    ("3", rule_3),
+    ("4", rule_4),
+    ("5", rule_5),
+    ("6", rule_6),
+    ("7", rule_7),
+    ("8", rule_8),
+    ("9", rule_9),
+    ("10", rule_10),
+    ("11", rule_11),
+    ("12", rule_12),
+    ("13", rule_13),
+    ("14", rule_14),
+    ("15", rule_15),
+    ("16", rule_16),
+    ("17", rule_17),
+    ("18", rule_18),
+    ("19", rule_19),
+    ("20", rule_20),
+    ("21", rule_21),
+    ("22", rule_22),
+    ("23", rule_23),
 )
 """The decision table in the spec's order; the first rule that matches decides."""
 
@@ -573,7 +641,9 @@ def addition_monitoring(c: Context, verdict: Verdict | None, offered: list[Offer
     """monitoring o when not-resectable, tumour_kind secondary and no symptoms."""
     c.use("symptoms")
     if (
-        verdict == "not-resectable" and c.secondary and not c.facts.symptoms
+        verdict == "not-resectable"
+        and c.secondary
+        and not c.facts.symptoms
         and all(opt.code != "monitoring" for opt in offered)
     ):
         offered.append(OfferedOption("monitoring", False, None, "addition:monitoring"))
@@ -584,7 +654,8 @@ def addition_supportive_care(
 ) -> None:
     """best-supportive-care o when not-resectable and there are symptoms, unless offered."""
     if (
-        verdict == "not-resectable" and c.facts.symptoms
+        verdict == "not-resectable"
+        and c.facts.symptoms
         and all(opt.code != "best-supportive-care" for opt in offered)
     ):
         offered.append(
@@ -617,8 +688,12 @@ def decide(
             break
     if outcome.verdict is None:
         return Assessment(
-            facts=facts, verdict=None, rule="0", scores=scores,
-            data_quality=facts.data_quality, assumptions=facts.assumptions,
+            facts=facts,
+            verdict=None,
+            rule="0",
+            scores=scores,
+            data_quality=facts.data_quality,
+            assumptions=facts.assumptions,
             facts_used=tuple(c.used),
         )
 
@@ -687,11 +762,17 @@ def _missing(c: Context, rule: str, options: tuple[OfferedOption, ...]) -> tuple
     essential = True
     items: list[MissingItem] = []
     if rule == "1":
-        items.append(MissingItem("diagnosis-confirmation", True,
-                                 detail="verification status is not confirmed"))
+        items.append(
+            MissingItem(
+                "diagnosis-confirmation", True, detail="verification status is not confirmed"
+            )
+        )
     if f.distribution == "unknown":
-        items.append(MissingItem("distribution", essential,
-                                 detail="no liver lesion with a segment or lobe body site"))
+        items.append(
+            MissingItem(
+                "distribution", essential, detail="no liver lesion with a segment or lobe body site"
+            )
+        )
     if f.lesion_count is None:
         items.append(MissingItem("lesion-count", essential))
     if c.scores.child_pugh is None:
@@ -703,12 +784,18 @@ def _missing(c: Context, rule: str, options: tuple[OfferedOption, ...]) -> tuple
         if stale:
             labels = dict(_CP_LABS)
             parts.append("stale " + ", ".join(labels[k] for k in stale))
-        items.append(MissingItem(
-            "child-pugh", essential, _stale_since(f, *stale), detail="; ".join(parts),
-        ))
+        items.append(
+            MissingItem(
+                "child-pugh",
+                essential,
+                _stale_since(f, *stale),
+                detail="; ".join(parts),
+            )
+        )
     if f.ecog is None:
-        items.append(MissingItem("ecog", essential, _stale_since(f, "ecog"),
-                                 detail="ECOG or Karnofsky"))
+        items.append(
+            MissingItem("ecog", essential, _stale_since(f, "ecog"), detail="ECOG or Karnofsky")
+        )
     if f.largest_cm is None:
         if f.tumour_kind == "hcc":
             items.append(MissingItem("largest-size", essential))

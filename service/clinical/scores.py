@@ -51,9 +51,12 @@ def child_pugh(facts: Facts, t: Thresholds = DEFAULT_THRESHOLDS) -> Score | None
     total = pb + pa + pi + pas + pen
     cls = "C" if total >= t.cp_class_c_min else ("B" if total >= t.cp_class_b_min else "A")
     assumed = [
-        what for what, flag in (
-            ("ascites", facts.ascites_assumed), ("encephalopathy", facts.encephalopathy_assumed)
-        ) if flag
+        what
+        for what, flag in (
+            ("ascites", facts.ascites_assumed),
+            ("encephalopathy", facts.encephalopathy_assumed),
+        )
+        if flag
     ]
     return Score(
         name="Child-Pugh",
@@ -63,15 +66,22 @@ def child_pugh(facts: Facts, t: Thresholds = DEFAULT_THRESHOLDS) -> Score | None
             _lab_input("bilirubin", "bilirubin", bili, pb),
             _lab_input("albumin", "albumin", alb, pa),
             _lab_input("INR", "inr", inr, pi),
-            ScoreInput("ascites", _grade_text(facts.ascites_points, facts.ascites_assumed),
-                       None, pas, facts.ascites_assumed),
-            ScoreInput("encephalopathy",
-                       _grade_text(facts.encephalopathy_points, facts.encephalopathy_assumed),
-                       None, pen, facts.encephalopathy_assumed),
+            ScoreInput(
+                "ascites",
+                _grade_text(facts.ascites_points, facts.ascites_assumed),
+                None,
+                pas,
+                facts.ascites_assumed,
+            ),
+            ScoreInput(
+                "encephalopathy",
+                _grade_text(facts.encephalopathy_points, facts.encephalopathy_assumed),
+                None,
+                pen,
+                facts.encephalopathy_assumed,
+            ),
         ),
-        note=(
-            f"{' and '.join(assumed)} severity not recorded: assumed mild" if assumed else None
-        ),
+        note=(f"{' and '.join(assumed)} severity not recorded: assumed mild" if assumed else None),
     )
 
 
@@ -108,10 +118,13 @@ def albi(facts: Facts, t: Thresholds = DEFAULT_THRESHOLDS) -> Score | None:
         value=value,
         category=grade,
         inputs=(
-            ScoreInput("bilirubin", f"{round_half_up(bili_umol, 1):g} umol/L", bili.date,
-                       source=bili.source),
-            ScoreInput("albumin", f"{round_half_up(alb_gl, 1):g} g/L", alb.date,
-                       source=alb.source),
+            ScoreInput(
+                "bilirubin",
+                f"{round_half_up(bili_umol, 1):g} umol/L",
+                bili.date,
+                source=bili.source,
+            ),
+            ScoreInput("albumin", f"{round_half_up(alb_gl, 1):g} g/L", alb.date, source=alb.source),
         ),
     )
 
@@ -123,8 +136,7 @@ def _meld_raw(facts: Facts, t: Thresholds) -> tuple[int, list[ScoreInput]] | Non
     cr_v = min(max(cr.value, 1.0), t.meld_creatinine_cap)
     bili_v = max(bili.value, 1.0)
     inr_v = max(inr.value, 1.0)
-    raw = 10 * (0.957 * math.log(cr_v) + 0.378 * math.log(bili_v) + 1.120 * math.log(inr_v)
-                + 0.643)
+    raw = 10 * (0.957 * math.log(cr_v) + 0.378 * math.log(bili_v) + 1.120 * math.log(inr_v) + 0.643)
     meld = int(min(max(round_half_up(raw), t.meld_min), t.meld_max))
     inputs = [
         _lab_input("creatinine", "creatinine", cr),
@@ -140,8 +152,12 @@ def meld(facts: Facts, t: Thresholds = DEFAULT_THRESHOLDS) -> Score | None:
     if found is None:
         return None
     value, inputs = found
-    return Score(name="MELD", value=value, inputs=tuple(inputs),
-                 note="values below 1 are set to 1; creatinine is capped at 4 mg/dL")
+    return Score(
+        name="MELD",
+        value=value,
+        inputs=tuple(inputs),
+        note="values below 1 are set to 1; creatinine is capped at 4 mg/dL",
+    )
 
 
 def meld_na(facts: Facts, t: Thresholds = DEFAULT_THRESHOLDS) -> Score | None:
@@ -154,7 +170,9 @@ def meld_na(facts: Facts, t: Thresholds = DEFAULT_THRESHOLDS) -> Score | None:
     meld_input = ScoreInput("MELD", str(base))
     if base <= t.meld_na_applies_above:
         return Score(
-            name="MELD-Na", value=base, inputs=(meld_input, *inputs),
+            name="MELD-Na",
+            value=base,
+            inputs=(meld_input, *inputs),
             note=f"sodium correction applies only when MELD > {t.meld_na_applies_above}",
         )
     na = facts.labs.get("sodium")
@@ -164,7 +182,8 @@ def meld_na(facts: Facts, t: Thresholds = DEFAULT_THRESHOLDS) -> Score | None:
     gap = t.sodium_high - na_v
     value = int(round_half_up(base + 1.32 * gap - 0.033 * base * gap))
     return Score(
-        name="MELD-Na", value=value,
+        name="MELD-Na",
+        value=value,
         inputs=(meld_input, *inputs, _lab_input("sodium", "sodium", na)),
         note=f"sodium bounded {t.sodium_low:g}-{t.sodium_high:g} mmol/L",
     )
@@ -185,8 +204,11 @@ def fong(facts: Facts, t: Thresholds = DEFAULT_THRESHOLDS) -> Score | None:
     else:
         p = int(facts.node_positive_primary)
         points += p
-        inputs.append(ScoreInput("node-positive primary",
-                                 "yes" if facts.node_positive_primary else "no", points=p))
+        inputs.append(
+            ScoreInput(
+                "node-positive primary", "yes" if facts.node_positive_primary else "no", points=p
+            )
+        )
     dfi = facts.disease_free_interval_months
     if dfi is None:
         unknown.append("disease-free interval")
@@ -197,18 +219,30 @@ def fong(facts: Facts, t: Thresholds = DEFAULT_THRESHOLDS) -> Score | None:
     p = int(facts.lesion_count > 1)
     points += p
     count = facts.observed.get("lesion_count")
-    inputs.append(ScoreInput("number of tumours", str(facts.lesion_count),
-                             count.date if count else None, p,
-                             source=count.source if count else None))
+    inputs.append(
+        ScoreInput(
+            "number of tumours",
+            str(facts.lesion_count),
+            count.date if count else None,
+            p,
+            source=count.source if count else None,
+        )
+    )
     p = int(cea.value > t.fong_cea)
     points += p
     inputs.append(_lab_input("CEA", "cea", cea, p))
     p = int(facts.largest_cm > t.fong_size_cm)
     points += p
     size = facts.observed.get("largest_cm")
-    inputs.append(ScoreInput("largest tumour", f"{facts.largest_cm:g} cm",
-                             size.date if size else None, p,
-                             source=size.source if size else None))
+    inputs.append(
+        ScoreInput(
+            "largest tumour",
+            f"{facts.largest_cm:g} cm",
+            size.date if size else None,
+            p,
+            source=size.source if size else None,
+        )
+    )
     return Score(
         name="Fong",
         value=points,
@@ -229,8 +263,9 @@ def bclc(facts: Facts, cp: Score | None, t: Thresholds = DEFAULT_THRESHOLDS) -> 
         ScoreInput("Child-Pugh class", cp_class or "unknown"),
         ScoreInput("ECOG", "unknown" if ecog is None else str(ecog)),
         ScoreInput("number of tumours", _or_unknown(facts.lesion_count)),
-        ScoreInput("largest tumour",
-                   "unknown" if facts.largest_cm is None else f"{facts.largest_cm:g} cm"),
+        ScoreInput(
+            "largest tumour", "unknown" if facts.largest_cm is None else f"{facts.largest_cm:g} cm"
+        ),
         ScoreInput("macrovascular invasion", "yes" if facts.macrovascular_invasion else "no"),
         ScoreInput("extrahepatic disease", "yes" if facts.extrahepatic_disease else "no"),
     )

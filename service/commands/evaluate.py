@@ -29,7 +29,8 @@ class InputError(ValueError):
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", help="hook request, Bundle, resource or array of resources (JSON)")
     parser.add_argument(
-        "--at", metavar="TIME",
+        "--at",
+        metavar="TIME",
         help="evaluation time, ISO 8601 (default: now; without timezone: UTC)",
     )
     parser.add_argument(
@@ -37,15 +38,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print the assessment as JSON")
     parser.add_argument(
-        "--cards", action="store_true",
+        "--cards",
+        action="store_true",
         help="show the CDS cards the service would answer (with --json: the response body)",
     )
     parser.add_argument(
-        "--strict", action="store_true",
+        "--strict",
+        action="store_true",
         help="also validate every resource with fhir.resources R4B (slow)",
     )
     parser.add_argument(
-        "--lookback-days", type=int, default=None,
+        "--lookback-days",
+        type=int,
+        default=None,
         help="lookback window for labs and ECOG (default: LIVER_CDS_LOOKBACK_DAYS or 90)",
     )
 
@@ -60,9 +65,7 @@ def parse_time(text: str | None) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def load_resources(
-    data: Any, patient: str | None
-) -> tuple[list[Any], str, list[DataQualityNote]]:
+def load_resources(data: Any, patient: str | None) -> tuple[list[Any], str, list[DataQualityNote]]:
     """(resources, patient id, notes) from a hook request, Bundle, resource or array."""
     from service.fhir.read import flatten
 
@@ -86,7 +89,8 @@ def load_resources(
         raise InputError("the file is not a JSON object or array")
     if patient is None:
         ids = {
-            r.get("id") for r in resources
+            r.get("id")
+            for r in resources
             if isinstance(r, dict) and r.get("resourceType") == "Patient"
         }
         ids.discard(None)
@@ -126,7 +130,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"liver-cds evaluate: {exc}", file=sys.stderr)
         return 2
     assessment = assess(
-        resources, patient_id=patient_id, at=at, notes=notes, strict=args.strict,
+        resources,
+        patient_id=patient_id,
+        at=at,
+        notes=notes,
+        strict=args.strict,
         thresholds=thresholds_from_settings(lookback),
     )
     try:
@@ -149,9 +157,12 @@ def format_output(
 
         from service.clinical.export import assessment_to_dict
 
-        return orjson.dumps(
-            assessment_to_dict(assessment), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
-        ).decode() + "\n"
+        return (
+            orjson.dumps(
+                assessment_to_dict(assessment), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
+            ).decode()
+            + "\n"
+        )
     return format_text(assessment)
 
 

@@ -226,8 +226,20 @@ DIFFUSE: Final = (LIVER_FINDINGS, "diffuse")
 # --------------------------------------------------------------------------------------------
 
 ObservationKind = Literal[
-    "bilirubin", "albumin", "inr", "platelets", "creatinine", "sodium", "afp", "cea",
-    "ecog", "karnofsky", "tumour-size", "tnm-n", "lesion-count", "flr",
+    "bilirubin",
+    "albumin",
+    "inr",
+    "platelets",
+    "creatinine",
+    "sodium",
+    "afp",
+    "cea",
+    "ecog",
+    "karnofsky",
+    "tumour-size",
+    "tnm-n",
+    "lesion-count",
+    "flr",
 ]
 LAB_KINDS: Final = frozenset(
     {"bilirubin", "albumin", "inr", "platelets", "creatinine", "sodium", "afp", "cea"}

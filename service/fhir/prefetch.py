@@ -299,8 +299,7 @@ def _check_prefetch_type(value: Any, where: str, template: str) -> None:
         bundle_type = value.get("type")
         if isinstance(bundle_type, str) and bundle_type not in _SEARCH_BUNDLE_TYPES:
             raise PrefetchShapeError(
-                f"{where} is a Bundle of type {bundle_type[:40]!r}; "
-                "expected a searchset Bundle"
+                f"{where} is a Bundle of type {bundle_type[:40]!r}; expected a searchset Bundle"
             )
         return
     if resource_type != expected:

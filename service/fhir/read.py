@@ -187,6 +187,7 @@ class Selection:
         except ReadError:
             return False
         return status not in ("refuted", "entered-in-error")
+
     notes: list[DataQualityNote] = field(default_factory=list)
     other_patient: int = 0
     """Relevant resources that belong to another patient (ignored)."""
@@ -210,8 +211,11 @@ def resource_ref(resource: Mapping[str, Any], position: int | None = None) -> st
     rid = resource.get("id")
     if rtype is None:
         return f"item {position}" if position is not None else "resource without resourceType"
-    if rid.__class__ is str and 0 < len(rid) <= 64 and rid.isascii() and (
-        rid.isalnum() or _ID.fullmatch(rid)
+    if (
+        rid.__class__ is str
+        and 0 < len(rid) <= 64
+        and rid.isascii()
+        and (rid.isalnum() or _ID.fullmatch(rid))
     ):
         return f"{rtype}/{rid}"
     return f"{rtype} (no id)" if position is None else f"{rtype} (no id, item {position})"
@@ -280,10 +284,10 @@ def _reference_id(value: object, rtype: str) -> str | None:
     ref = ref.split("/_history/", 1)[0]
     marker = rtype + "/"
     if ref.startswith(marker):
-        return ref[len(marker):] or None
+        return ref[len(marker) :] or None
     pos = ref.rfind("/" + marker)
     if pos >= 0:
-        return ref[pos + len(marker) + 1:] or None
+        return ref[pos + len(marker) + 1 :] or None
     return None
 
 
@@ -383,9 +387,7 @@ def _observation_time(r: Mapping[str, Any]) -> When | None:
     return None
 
 
-def _read_quantity(
-    kind: ObservationKind, q: object, what: str
-) -> tuple[Quantity, str | None]:
+def _read_quantity(kind: ObservationKind, q: object, what: str) -> tuple[Quantity, str | None]:
     if not isinstance(q, dict):
         raise ReadError(f"{what} is not a Quantity")
     value = _number(q.get("value"), f"{what}.value")
@@ -474,7 +476,8 @@ def _read_observation(
         focus: tuple[str, ...] = ()
         if isinstance(focus_raw, list):
             focus = tuple(
-                f["reference"] for f in focus_raw
+                f["reference"]
+                for f in focus_raw
                 if isinstance(f, dict) and isinstance(f.get("reference"), str)
             )
         return ObservationRead(

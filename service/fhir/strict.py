@@ -61,9 +61,11 @@ def validate_resource(resource: object, position: int | None = None) -> list[Dat
             message = _safe_message(str(error.get("msg", "invalid")), error.get("input"))
             notes.append(DataQualityNote(ref, f"{_path(tuple(error.get('loc', ())))}: {message}"))
         if exc.error_count() > MAX_PROBLEMS_PER_RESOURCE:
-            notes.append(DataQualityNote(
-                ref, f"... and {exc.error_count() - MAX_PROBLEMS_PER_RESOURCE} more problems"
-            ))
+            notes.append(
+                DataQualityNote(
+                    ref, f"... and {exc.error_count() - MAX_PROBLEMS_PER_RESOURCE} more problems"
+                )
+            )
         return notes
     except (TypeError, ValueError, RecursionError) as exc:  # defensive: never raise on data
         return [DataQualityNote(ref, f"could not be validated ({type(exc).__name__})")]

@@ -236,9 +236,7 @@ class SqlStore:
         """Audit records written since start-up (a figure for tests and diagnostics)."""
         return self._writer.written
 
-    async def _write_audit_batch(
-        self, engine: AsyncEngine, records: Sequence[AuditRecord]
-    ) -> None:
+    async def _write_audit_batch(self, engine: AsyncEngine, records: Sequence[AuditRecord]) -> None:
         audit_rows: list[dict[str, Any]] = []
         card_rows: list[dict[str, Any]] = []
         suggestion_rows: list[dict[str, Any]] = []

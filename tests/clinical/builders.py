@@ -26,9 +26,16 @@ RELATED = "http://hl7.org/fhir/StructureDefinition/condition-related"
 
 # Liver sites (fhir-mapping.md §3)
 SEG = {
-    "I": "71133005", "II": "277956007", "III": "277957003", "IV": "277958008",
-    "IVa": "871688003", "IVb": "871689006", "V": "277959000", "VI": "277960005",
-    "VII": "277961009", "VIII": "277962002",
+    "I": "71133005",
+    "II": "277956007",
+    "III": "277957003",
+    "IV": "277958008",
+    "IVa": "871688003",
+    "IVb": "871689006",
+    "V": "277959000",
+    "VI": "277960005",
+    "VII": "277961009",
+    "VIII": "277962002",
 }
 RIGHT_LOBE = "48521005"
 LEFT_LOBE = "69842003"
@@ -36,8 +43,13 @@ LIVER = "10200004"
 LUNG_SITE = "39607008"  # lung structure: any non-liver coded site works for these tests
 
 
-def lab(value: float, unit: str = "mg/dL", day: datetime = RECENT, source: str = "Observation/x",
-        unrounded: float | None = None) -> Measurement:
+def lab(
+    value: float,
+    unit: str = "mg/dL",
+    day: datetime = RECENT,
+    source: str = "Observation/x",
+    unrounded: float | None = None,
+) -> Measurement:
     return Measurement(value, unit, day, source, None, unrounded)
 
 
@@ -49,10 +61,18 @@ NORMAL_LABS: dict[str, Measurement] = {
     "creatinine": lab(0.9),
     "sodium": lab(139, "mmol/L"),
 }
-CP_B_LABS = {**NORMAL_LABS, "bilirubin": lab(2.5), "albumin": lab(3.0, "g/dL"),
-             "inr": lab(1.8, "")}  # 2 + 2 + 2 + 1 + 1 = 8 -> B
-CP_C_LABS = {**NORMAL_LABS, "bilirubin": lab(4.0), "albumin": lab(2.5, "g/dL"),
-             "inr": lab(2.5, "")}  # 3 + 3 + 3 + 1 + 1 = 11 -> C
+CP_B_LABS = {
+    **NORMAL_LABS,
+    "bilirubin": lab(2.5),
+    "albumin": lab(3.0, "g/dL"),
+    "inr": lab(1.8, ""),
+}  # 2 + 2 + 2 + 1 + 1 = 8 -> B
+CP_C_LABS = {
+    **NORMAL_LABS,
+    "bilirubin": lab(4.0),
+    "albumin": lab(2.5, "g/dL"),
+    "inr": lab(2.5, ""),
+}  # 3 + 3 + 3 + 1 + 1 = 11 -> C
 
 
 def facts(**changes: Any) -> Facts:
@@ -80,7 +100,9 @@ def facts(**changes: Any) -> Facts:
 
 def hcc(**changes: Any) -> Facts:
     base: dict[str, Any] = {
-        "tumour_kind": "hcc", "primary_site": None, "liver_kinds": frozenset({"hcc"}),
+        "tumour_kind": "hcc",
+        "primary_site": None,
+        "liver_kinds": frozenset({"hcc"}),
     }
     return facts(**{**base, **changes})
 
@@ -128,14 +150,23 @@ def condition(
         "subject": {"reference": f"Patient/{patient}"},
     }
     if clinical:
-        r["clinicalStatus"] = {"coding": [{
-            "system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": clinical,
-        }]}
+        r["clinicalStatus"] = {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                    "code": clinical,
+                }
+            ]
+        }
     if verification:
-        r["verificationStatus"] = {"coding": [{
-            "system": "http://terminology.hl7.org/CodeSystem/condition-ver-status",
-            "code": verification,
-        }]}
+        r["verificationStatus"] = {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/condition-ver-status",
+                    "code": verification,
+                }
+            ]
+        }
     if sites:
         r["bodySite"] = sites
     if onset:
@@ -187,14 +218,24 @@ def lab_obs(rid: str, loinc: str, value: Any, unit: str | None, **kw: Any) -> di
     return observation(rid, loinc, valueQuantity=quantity(value, unit), **kw)
 
 
-def size_obs(rid: str, value: float, unit: str = "cm", *, site_code: str | None = SEG["VI"],
-             when: datetime = RECENT, component: bool = False, **kw: Any) -> dict[str, Any]:
+def size_obs(
+    rid: str,
+    value: float,
+    unit: str = "cm",
+    *,
+    site_code: str | None = SEG["VI"],
+    when: datetime = RECENT,
+    component: bool = False,
+    **kw: Any,
+) -> dict[str, Any]:
     extra: dict[str, Any] = {}
     if component:
-        extra["component"] = [{
-            "code": {"coding": [{"system": LOINC, "code": "33728-7"}]},
-            "valueQuantity": quantity(value, unit),
-        }]
+        extra["component"] = [
+            {
+                "code": {"coding": [{"system": LOINC, "code": "33728-7"}]},
+                "valueQuantity": quantity(value, unit),
+            }
+        ]
     else:
         extra["valueQuantity"] = quantity(value, unit)
     if site_code is not None:
@@ -221,6 +262,11 @@ def colorectal_right(pid: str = PID) -> list[dict[str, Any]]:
         lab_obs("inr", "6301-6", 1.0, "{INR}", patient=pid),
         observation("ecog", "89247-1", patient=pid, valueInteger=0),
         size_obs("size", 2.0, patient=pid),
-        observation("flr", "future-liver-remnant", system=FINDINGS, patient=pid,
-                    valueQuantity=quantity(50, "%")),
+        observation(
+            "flr",
+            "future-liver-remnant",
+            system=FINDINGS,
+            patient=pid,
+            valueQuantity=quantity(50, "%"),
+        ),
     ]

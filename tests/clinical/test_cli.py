@@ -26,10 +26,16 @@ def hook_request(resources: list[dict[str, Any]]) -> dict[str, Any]:
         "context": {"userId": "Practitioner/1", "patientId": PID},
         "prefetch": {
             "patient": resources[0],
-            "conditions": {"resourceType": "Bundle", "type": "searchset",
-                           "entry": [{"resource": r} for r in resources[1:3]]},
-            "observations": {"resourceType": "Bundle", "type": "searchset",
-                             "entry": [{"resource": r} for r in resources[3:]]},
+            "conditions": {
+                "resourceType": "Bundle",
+                "type": "searchset",
+                "entry": [{"resource": r} for r in resources[1:3]],
+            },
+            "observations": {
+                "resourceType": "Bundle",
+                "type": "searchset",
+                "entry": [{"resource": r} for r in resources[3:]],
+            },
         },
     }
 
@@ -47,8 +53,11 @@ def test_evaluate_hook_request_text(tmp_path: Path, capsys: pytest.CaptureFixtur
 def test_evaluate_bundle_json_finds_the_patient(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    bundle = {"resourceType": "Bundle", "type": "collection",
-              "entry": [{"resource": r} for r in colorectal_right()]}
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [{"resource": r} for r in colorectal_right()],
+    }
     path = write(tmp_path, bundle)
     assert main(["evaluate", str(path), "--at", "2026-06-01T12:00:00", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
@@ -73,8 +82,9 @@ def test_evaluate_errors_are_clear(tmp_path: Path, capsys: pytest.CaptureFixture
     bad = tmp_path / "bad.json"
     bad.write_text("{", encoding="utf-8")
     assert main(["evaluate", str(bad)]) == 2
-    two = write(tmp_path, [{"resourceType": "Patient", "id": "a"},
-                           {"resourceType": "Patient", "id": "b"}])
+    two = write(
+        tmp_path, [{"resourceType": "Patient", "id": "a"}, {"resourceType": "Patient", "id": "b"}]
+    )
     assert main(["evaluate", str(two)]) == 2
     assert "--patient" in capsys.readouterr().err
     assert main(["evaluate", str(two), "--at", "soon"]) == 2
@@ -86,8 +96,15 @@ def test_validate_valid_and_invalid(tmp_path: Path, capsys: pytest.CaptureFixtur
     resources = colorectal_right()
     resources[3]["valueQuantity"]["value"] = "lots"
     resources[4]["shoeSize"] = 42
-    bad = write(tmp_path, {"resourceType": "Bundle", "type": "collection",
-                           "entry": [{"resource": r} for r in resources]}, "bad.json")
+    bad = write(
+        tmp_path,
+        {
+            "resourceType": "Bundle",
+            "type": "collection",
+            "entry": [{"resource": r} for r in resources],
+        },
+        "bad.json",
+    )
     capsys.readouterr()
     assert main(["validate", str(bad)]) == 1
     out = capsys.readouterr().out

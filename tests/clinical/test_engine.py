@@ -36,35 +36,70 @@ def test_no_resources_is_rule_0() -> None:
 
 
 JUNK: list[Any] = [
-    None, 1, "Observation", [], {}, {"resourceType": 5}, {"resourceType": "Observation"},
+    None,
+    1,
+    "Observation",
+    [],
+    {},
+    {"resourceType": 5},
+    {"resourceType": "Observation"},
     {"resourceType": "Observation", "code": "777-3"},
     {"resourceType": "Observation", "code": {"coding": "777-3"}},
     {"resourceType": "Observation", "code": {"coding": [None, 1, {"code": ["777-3"]}]}},
-    {"resourceType": "Observation", "code": {"coding": [{"system": "http://loinc.org",
-                                                         "code": "777-3"}]}},
-    {"resourceType": "Observation", "code": {"coding": [{"system": "http://loinc.org",
-                                                         "code": "1975-2"}]},
-     "subject": {"reference": f"Patient/{PID}"}, "status": ["final"]},
-    {"resourceType": "Observation", "code": {"coding": [{"system": "http://loinc.org",
-                                                         "code": "1975-2"}]},
-     "subject": {"reference": f"Patient/{PID}"}, "status": "final",
-     "effectiveDateTime": 20260501, "valueQuantity": {"value": "1.0"}},
-    {"resourceType": "Observation", "code": {"coding": [{"system": "http://loinc.org",
-                                                         "code": "21889-1"}]},
-     "subject": {"reference": f"Patient/{PID}"}, "status": "final",
-     "effectiveDateTime": "2026-05-01", "component": "x", "bodySite": "liver"},
-    {"resourceType": "Condition", "code": {"coding": [{"system": ICD, "code": "C78.7"}]},
-     "subject": f"Patient/{PID}"},
-    {"resourceType": "Condition", "code": {"coding": [{"system": ICD, "code": "C78.7"}]},
-     "subject": {"reference": f"Patient/{PID}"}, "clinicalStatus": "active"},
+    {
+        "resourceType": "Observation",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "777-3"}]},
+    },
+    {
+        "resourceType": "Observation",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "1975-2"}]},
+        "subject": {"reference": f"Patient/{PID}"},
+        "status": ["final"],
+    },
+    {
+        "resourceType": "Observation",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "1975-2"}]},
+        "subject": {"reference": f"Patient/{PID}"},
+        "status": "final",
+        "effectiveDateTime": 20260501,
+        "valueQuantity": {"value": "1.0"},
+    },
+    {
+        "resourceType": "Observation",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "21889-1"}]},
+        "subject": {"reference": f"Patient/{PID}"},
+        "status": "final",
+        "effectiveDateTime": "2026-05-01",
+        "component": "x",
+        "bodySite": "liver",
+    },
+    {
+        "resourceType": "Condition",
+        "code": {"coding": [{"system": ICD, "code": "C78.7"}]},
+        "subject": f"Patient/{PID}",
+    },
+    {
+        "resourceType": "Condition",
+        "code": {"coding": [{"system": ICD, "code": "C78.7"}]},
+        "subject": {"reference": f"Patient/{PID}"},
+        "clinicalStatus": "active",
+    },
     {"resourceType": "Condition", "code": {"coding": [{"system": ICD, "code": 787}]}},
-    {"resourceType": "Condition", "id": "odd", "code": {"coding": [{"system": ICD,
-                                                                     "code": "C78.7"}]},
-     "subject": {"reference": f"Patient/{PID}"}, "bodySite": {"coding": []},
-     "severity": [], "onsetDateTime": "not a date", "extension": "x"},
+    {
+        "resourceType": "Condition",
+        "id": "odd",
+        "code": {"coding": [{"system": ICD, "code": "C78.7"}]},
+        "subject": {"reference": f"Patient/{PID}"},
+        "bodySite": {"coding": []},
+        "severity": [],
+        "onsetDateTime": "not a date",
+        "extension": "x",
+    },
     {"resourceType": "Patient", "id": PID, "birthDate": "1960-13-45"},
-    {"resourceType": "Bundle", "entry": [None, {"resource": 3}, {"search": {"mode": "outcome"},
-                                                              "resource": {}}]},
+    {
+        "resourceType": "Bundle",
+        "entry": [None, {"resource": 3}, {"search": {"mode": "outcome"}, "resource": {}}],
+    },
     {"resourceType": "Bundle", "entry": "x"},
     {"resourceType": "OperationOutcome", "issue": []},
 ]
@@ -88,10 +123,13 @@ def test_junk_does_not_change_the_verdict_except_data_it_adds() -> None:
 def test_selection_by_code_before_decoding_unrelated_observations() -> None:
     """An unrelated Observation is never read, so even a malformed one adds no note."""
     unrelated = {
-        "resourceType": "Observation", "id": "hr",
+        "resourceType": "Observation",
+        "id": "hr",
         "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
-        "subject": {"reference": f"Patient/{PID}"}, "status": 42,
-        "effectiveDateTime": "garbage", "valueQuantity": {"value": "fast"},
+        "subject": {"reference": f"Patient/{PID}"},
+        "status": 42,
+        "effectiveDateTime": "garbage",
+        "valueQuantity": {"value": "fast"},
     }
     a = run([*colorectal_right(), unrelated])
     assert not any(n.resource == "Observation/hr" for n in a.data_quality)
@@ -113,7 +151,8 @@ def test_other_patients_data_is_ignored() -> None:
 
 def test_nested_bundle_is_flattened_and_outcome_entries_skipped() -> None:
     bundle = {
-        "resourceType": "Bundle", "type": "searchset",
+        "resourceType": "Bundle",
+        "type": "searchset",
         "entry": [{"resource": r, "search": {"mode": "match"}} for r in colorectal_right()]
         + [{"resource": {"resourceType": "OperationOutcome"}, "search": {"mode": "outcome"}}],
     }

@@ -70,8 +70,13 @@ def test_c7b02_is_a_neuroendocrine_liver_secondary() -> None:
 
 
 def test_conditions_refuted_entered_in_error_or_resolved_do_not_count() -> None:
-    for kw in ({"verification": "refuted"}, {"verification": "entered-in-error"},
-               {"clinical": "resolved"}, {"clinical": "inactive"}, {"clinical": "remission"}):
+    for kw in (
+        {"verification": "refuted"},
+        {"verification": "entered-in-error"},
+        {"clinical": "resolved"},
+        {"clinical": "inactive"},
+        {"clinical": "remission"},
+    ):
         assert read(liver_met(site(SEG["VI"]), **kw)).tumour_kind is None
     for clinical in (None, "active", "recurrence", "relapse"):
         assert read(liver_met(site(SEG["VI"]), clinical=clinical)).tumour_kind == "secondary"
@@ -165,8 +170,11 @@ def test_mcode_related_primary_wins() -> None:
 
 
 def test_related_primary_pointing_at_an_unlisted_cancer_is_other() -> None:
-    f = read(liver_met(related="prostate"), condition("prostate", ICD, "C61"),
-             condition("colon", ICD, "C18.2"))
+    f = read(
+        liver_met(related="prostate"),
+        condition("prostate", ICD, "C61"),
+        condition("colon", ICD, "C18.2"),
+    )
     assert f.primary_site == "other"
 
 
@@ -193,16 +201,17 @@ def test_varices_are_portal_hypertension() -> None:
 
 
 def test_portal_hypertension_suspected_from_platelets_with_cirrhosis() -> None:
-    low = read(liver_met(), condition("c", SCT, "19943007"),
-               lab_obs("plt", "777-3", 85, "10*3/uL"))
+    low = read(liver_met(), condition("c", SCT, "19943007"), lab_obs("plt", "777-3", 85, "10*3/uL"))
     assert low.portal_hypertension == "suspected"
-    boundary = read(liver_met(), condition("c", SCT, "19943007"),
-                    lab_obs("plt", "777-3", 100, "10*9/L"))
+    boundary = read(
+        liver_met(), condition("c", SCT, "19943007"), lab_obs("plt", "777-3", 100, "10*9/L")
+    )
     assert boundary.portal_hypertension == "absent"
     no_cirrhosis = read(liver_met(), lab_obs("plt", "777-3", 85, "10*3/uL"))
     assert no_cirrhosis.portal_hypertension == "absent"
-    per_ul = read(liver_met(), condition("c", SCT, "19943007"),
-                  lab_obs("plt", "777-3", 85000, "/uL"))
+    per_ul = read(
+        liver_met(), condition("c", SCT, "19943007"), lab_obs("plt", "777-3", 85000, "/uL")
+    )
     assert per_ul.labs["platelets"].value == 85 and per_ul.portal_hypertension == "suspected"
 
 
@@ -218,11 +227,24 @@ def test_ascites_and_encephalopathy_severity() -> None:
 
 
 def test_symptoms() -> None:
-    f = read(liver_met(), condition("j", SCT, "18165001"), condition("n", ICD, "R11.2"),
-             condition("w", ICD, "R63.4"), condition("p", ICD, "R10.11"),
-             condition("b", ICD, "R14.0"), condition("a", ICD, "R63.0"))
-    assert f.symptoms == {"jaundice", "nausea", "vomiting", "weight-loss", "abdominal-pain",
-                          "bloating", "loss-of-appetite"}
+    f = read(
+        liver_met(),
+        condition("j", SCT, "18165001"),
+        condition("n", ICD, "R11.2"),
+        condition("w", ICD, "R63.4"),
+        condition("p", ICD, "R10.11"),
+        condition("b", ICD, "R14.0"),
+        condition("a", ICD, "R63.0"),
+    )
+    assert f.symptoms == {
+        "jaundice",
+        "nausea",
+        "vomiting",
+        "weight-loss",
+        "abdominal-pain",
+        "bloating",
+        "loss-of-appetite",
+    }
 
 
 # --- §5 observations ----------------------------------------------------------------------------
@@ -258,10 +280,20 @@ def test_observation_status() -> None:
 
 
 def test_observation_time_order_of_fields() -> None:
-    period = observation("b", "1975-2", when=None, valueQuantity=quantity(1.0, "mg/dL"),
-                         effectivePeriod={"start": "2026-05-01", "end": "2026-05-02"})
-    issued = observation("a", "1751-7", when=None, valueQuantity=quantity(4.0, "g/dL"),
-                         issued="2026-05-03T10:00:00+02:00")
+    period = observation(
+        "b",
+        "1975-2",
+        when=None,
+        valueQuantity=quantity(1.0, "mg/dL"),
+        effectivePeriod={"start": "2026-05-01", "end": "2026-05-02"},
+    )
+    issued = observation(
+        "a",
+        "1751-7",
+        when=None,
+        valueQuantity=quantity(4.0, "g/dL"),
+        issued="2026-05-03T10:00:00+02:00",
+    )
     none = observation("i", "6301-6", when=None, valueQuantity=quantity(1.0, "{INR}"))
     f = read(liver_met(), period, issued, none)
     assert f.labs["bilirubin"].date is not None and f.labs["bilirubin"].date.day == 2
@@ -287,19 +319,27 @@ def test_inr_accepts_no_unit_but_never_seconds() -> None:
 
 
 def test_values_outside_physical_sense_rejected() -> None:
-    f = read(liver_met(), lab_obs("b", "1975-2", 150, "mg/dL"),
-             lab_obs("i", "6301-6", 25, "{INR}"), lab_obs("a", "1751-7", -1, "g/dL"),
-             lab_obs("n", "2951-2", float("nan"), "mmol/L"))
+    f = read(
+        liver_met(),
+        lab_obs("b", "1975-2", 150, "mg/dL"),
+        lab_obs("i", "6301-6", 25, "{INR}"),
+        lab_obs("a", "1751-7", -1, "g/dL"),
+        lab_obs("n", "2951-2", float("nan"), "mmol/L"),
+    )
     assert f.labs == {}
     assert {n.resource for n in f.data_quality} >= {
-        "Observation/b", "Observation/i", "Observation/a", "Observation/n"
+        "Observation/b",
+        "Observation/i",
+        "Observation/a",
+        "Observation/n",
     }
 
 
 def test_ecog_integer_answer_code_and_karnofsky() -> None:
     assert read(liver_met(), observation("e", "89247-1", valueInteger=2)).ecog == 2
-    answer = observation("e", "89247-1", valueCodeableConcept={
-        "coding": [{"system": LOINC, "code": "LA9625-0"}]})
+    answer = observation(
+        "e", "89247-1", valueCodeableConcept={"coding": [{"system": LOINC, "code": "LA9625-0"}]}
+    )
     assert read(liver_met(), answer).ecog == 3
     kps = read(liver_met(), observation("k", "89243-0", valueInteger=80))
     assert (kps.ecog, kps.ecog_from_karnofsky) == (1, 80)
@@ -312,9 +352,11 @@ def test_karnofsky_mapping() -> None:
 
 
 def test_latest_of_ecog_and_karnofsky_wins_and_stale_ecog() -> None:
-    f = read(liver_met(),
-             observation("e", "89247-1", valueInteger=0, when=AT - timedelta(days=20)),
-             observation("k", "89243-0", valueInteger=60, when=AT - timedelta(days=3)))
+    f = read(
+        liver_met(),
+        observation("e", "89247-1", valueInteger=0, when=AT - timedelta(days=20)),
+        observation("k", "89243-0", valueInteger=60, when=AT - timedelta(days=3)),
+    )
     assert f.ecog == 2
     old = AT - timedelta(days=200)
     stale = read(liver_met(), observation("e", "89247-1", valueInteger=0, when=old))
@@ -335,8 +377,11 @@ def test_tumour_size_component_value_quantity_mm_and_cm() -> None:
 
 
 def test_tumour_size_without_liver_site_is_not_used() -> None:
-    f = read(liver_met(site(SEG["VI"])), size_obs("s", 6.0, site_code=None),
-             size_obs("t", 5.0, site_code=LUNG_SITE))
+    f = read(
+        liver_met(site(SEG["VI"])),
+        size_obs("s", 6.0, site_code=None),
+        size_obs("t", 5.0, site_code=LUNG_SITE),
+    )
     assert f.largest_cm is None and f.lesion_count is None
 
 
@@ -352,15 +397,15 @@ def test_largest_on_latest_day_and_count_of_distinct_sizes() -> None:
 
 
 def test_lesion_count_observation_wins() -> None:
-    count = observation("n", "lesion-count", system=FINDINGS, valueInteger=4,
-                        bodySite=site(RIGHT_LOBE))
+    count = observation(
+        "n", "lesion-count", system=FINDINGS, valueInteger=4, bodySite=site(RIGHT_LOBE)
+    )
     f = read(liver_met(), count, size_obs("a", 3.0), size_obs("b", 2.0))
     assert f.lesion_count == 4
 
 
 def test_flr_percent() -> None:
-    flr = observation("f", "future-liver-remnant", system=FINDINGS,
-                      valueQuantity=quantity(35, "%"))
+    flr = observation("f", "future-liver-remnant", system=FINDINGS, valueQuantity=quantity(35, "%"))
     assert read(liver_met(), flr).flr_percent == 35.0
 
 

@@ -34,18 +34,34 @@ def _lab(value: float, unit: str) -> Measurement:
 def random_facts(draw: st.DrawFn) -> Facts:
     labs: dict[str, Measurement] = {}
     for name, unit, low, high in (
-        ("bilirubin", "mg/dL", 0.2, 8.0), ("albumin", "g/dL", 1.5, 5.5),
-        ("inr", "", 0.8, 4.0), ("platelets", "10^9/L", 20, 400),
-        ("creatinine", "mg/dL", 0.3, 6.0), ("sodium", "mmol/L", 118, 150),
+        ("bilirubin", "mg/dL", 0.2, 8.0),
+        ("albumin", "g/dL", 1.5, 5.5),
+        ("inr", "", 0.8, 4.0),
+        ("platelets", "10^9/L", 20, 400),
+        ("creatinine", "mg/dL", 0.3, 6.0),
+        ("sodium", "mmol/L", 118, 150),
         ("cea", "ng/mL", 0.5, 500),
     ):
         if draw(st.booleans()) or (name in ("bilirubin", "albumin", "inr") and draw(st.booleans())):
             labs[name] = _lab(draw(st.floats(low, high)), unit)
     kind = draw(st.sampled_from([None, "hcc", "secondary", "other-liver-primary"]))
     primary = (
-        draw(st.sampled_from(["colorectal", "neuroendocrine", "pancreas", "breast", "lung",
-                              "stomach", "other", "unknown"]))
-        if kind == "secondary" else None
+        draw(
+            st.sampled_from(
+                [
+                    "colorectal",
+                    "neuroendocrine",
+                    "pancreas",
+                    "breast",
+                    "lung",
+                    "stomach",
+                    "other",
+                    "unknown",
+                ]
+            )
+        )
+        if kind == "secondary"
+        else None
     )
     distribution = draw(st.sampled_from(["right", "left", "bilobar", "diffuse", "unknown"]))
     return facts(
@@ -67,8 +83,15 @@ def random_facts(draw: st.DrawFn) -> Facts:
         ecog=draw(st.none() | st.integers(0, 5)),
         flr_percent=draw(st.none() | st.floats(5.0, 90.0)),
         age=draw(st.none() | st.integers(18, 95)),
-        symptoms=frozenset(draw(st.sets(st.sampled_from(
-            ["jaundice", "ascites", "weight-loss", "nausea", "abdominal-pain"])))),
+        symptoms=frozenset(
+            draw(
+                st.sets(
+                    st.sampled_from(
+                        ["jaundice", "ascites", "weight-loss", "nausea", "abdominal-pain"]
+                    )
+                )
+            )
+        ),
         labs=labs,
     )
 
@@ -82,10 +105,14 @@ def test_resection_never_recommended_when_contraindicated(f: Facts) -> None:
         (f.ecog is not None and f.ecog >= 2)
         or (cp is not None and cp.category in ("B", "C"))
         or f.primary_site == "pancreas"
-        or (f.tumour_kind == "hcc" and (
-            f.macrovascular_invasion or f.extrahepatic_disease
-            or f.portal_hypertension in ("present", "suspected")
-        ))
+        or (
+            f.tumour_kind == "hcc"
+            and (
+                f.macrovascular_invasion
+                or f.extrahepatic_disease
+                or f.portal_hypertension in ("present", "suspected")
+            )
+        )
     )
     if contraindicated:
         assert not RESECTIONS & set(a.recommended)
@@ -129,11 +156,17 @@ def test_options_unique_and_recommended_first(f: Facts) -> None:
 # --- assess never raises ------------------------------------------------------------------------
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.floats(allow_nan=True)
-    | st.text(max_size=12) | st.sampled_from(["final", "C78.7", "2026-05-01", "umol/L",
-                                              f"Patient/{PID}", "http://loinc.org"]),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
-                                                                  max_size=3),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**40), 2**40)
+    | st.floats(allow_nan=True)
+    | st.text(max_size=12)
+    | st.sampled_from(
+        ["final", "C78.7", "2026-05-01", "umol/L", f"Patient/{PID}", "http://loinc.org"]
+    ),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
     max_leaves=8,
 )
 

@@ -50,9 +50,15 @@ def test_rule_1_unconfirmed_is_indeterminate_and_asks_for_confirmation() -> None
 
 def test_rule_2_other_liver_primary_is_outside_the_rules() -> None:
     a = check(
-        facts(tumour_kind="other-liver-primary", primary_site=None,
-              liver_kinds=frozenset({"other-liver-primary"})),
-        "indeterminate", "2", set(), set(),
+        facts(
+            tumour_kind="other-liver-primary",
+            primary_site=None,
+            liver_kinds=frozenset({"other-liver-primary"}),
+        ),
+        "indeterminate",
+        "2",
+        set(),
+        set(),
     )
     assert any("outside these rules" in n for n in a.notes)
     assert a.missing == ()
@@ -63,8 +69,13 @@ def test_rule_3_ecog_3_best_supportive_care() -> None:
 
 
 def test_rule_3_decides_before_missing_essentials() -> None:
-    a = check(facts(ecog=4, distribution="unknown", lesion_count=None, labs={}),
-              "not-resectable", "3", {"best-supportive-care"}, {"systemic-therapy"})
+    a = check(
+        facts(ecog=4, distribution="unknown", lesion_count=None, labs={}),
+        "not-resectable",
+        "3",
+        {"best-supportive-care"},
+        {"systemic-therapy"},
+    )
     assert {m.fact for m in a.missing} >= {"distribution", "lesion-count", "child-pugh"}
 
 
@@ -73,13 +84,23 @@ def test_rule_4_child_pugh_c_secondary_best_supportive_care() -> None:
 
 
 def test_rule_4_child_pugh_c_hcc_within_milan_transplant() -> None:
-    check(hcc(labs=CP_C_LABS, lesion_count=1, largest_cm=4.0), "not-resectable", "4",
-          {"transplant-evaluation"}, set())
+    check(
+        hcc(labs=CP_C_LABS, lesion_count=1, largest_cm=4.0),
+        "not-resectable",
+        "4",
+        {"transplant-evaluation"},
+        set(),
+    )
 
 
 def test_rule_4_child_pugh_c_hcc_outside_milan_best_supportive_care() -> None:
-    check(hcc(labs=CP_C_LABS, lesion_count=1, largest_cm=6.0), "not-resectable", "4",
-          {"best-supportive-care"}, set())
+    check(
+        hcc(labs=CP_C_LABS, lesion_count=1, largest_cm=6.0),
+        "not-resectable",
+        "4",
+        {"best-supportive-care"},
+        set(),
+    )
 
 
 def test_rule_5_each_essential_fact_makes_it_indeterminate() -> None:
@@ -106,71 +127,135 @@ def test_rule_5_size_is_essential_for_hcc_only() -> None:
 
 
 def test_rule_6_ecog_2() -> None:
-    check(facts(ecog=2), "not-resectable", "6", {"systemic-therapy"},
-          {"ablation", "sbrt", "monitoring"})
-    check(facts(ecog=2, largest_cm=4.0), "not-resectable", "6", {"systemic-therapy"},
-          {"sbrt", "monitoring"})
+    check(
+        facts(ecog=2),
+        "not-resectable",
+        "6",
+        {"systemic-therapy"},
+        {"ablation", "sbrt", "monitoring"},
+    )
+    check(
+        facts(ecog=2, largest_cm=4.0),
+        "not-resectable",
+        "6",
+        {"systemic-therapy"},
+        {"sbrt", "monitoring"},
+    )
 
 
 def test_rule_7_pancreas_primary() -> None:
-    check(facts(primary_site="pancreas"), "not-resectable", "7", {"systemic-therapy"},
-          {"monitoring"})
+    check(
+        facts(primary_site="pancreas"), "not-resectable", "7", {"systemic-therapy"}, {"monitoring"}
+    )
 
 
 def test_rule_8_hcc_macrovascular_invasion_or_extrahepatic() -> None:
     for changed in ({"macrovascular_invasion": True}, {"extrahepatic_disease": True}):
-        check(hcc(**changed), "not-resectable", "8", {"systemic-therapy"},
-              {"haic", "tare", "sbrt"})
+        check(hcc(**changed), "not-resectable", "8", {"systemic-therapy"}, {"haic", "tare", "sbrt"})
 
 
 def test_rule_9_hcc_child_pugh_b() -> None:
-    check(hcc(labs=CP_B_LABS, lesion_count=2, largest_cm=2.5), "not-resectable", "9",
-          {"transplant-evaluation"}, {"ablation", "tace", "systemic-therapy"})
-    check(hcc(labs=CP_B_LABS, lesion_count=4, largest_cm=2.5), "not-resectable", "9",
-          set(), {"tace", "systemic-therapy"})
+    check(
+        hcc(labs=CP_B_LABS, lesion_count=2, largest_cm=2.5),
+        "not-resectable",
+        "9",
+        {"transplant-evaluation"},
+        {"ablation", "tace", "systemic-therapy"},
+    )
+    check(
+        hcc(labs=CP_B_LABS, lesion_count=4, largest_cm=2.5),
+        "not-resectable",
+        "9",
+        set(),
+        {"tace", "systemic-therapy"},
+    )
 
 
 def test_rule_10_hcc_portal_hypertension_present_or_suspected() -> None:
-    check(hcc(portal_hypertension="present", largest_cm=2.8), "not-resectable", "10",
-          {"transplant-evaluation", "ablation"}, {"tace"})
-    check(hcc(portal_hypertension="suspected", cirrhosis=True, largest_cm=4.5),
-          "not-resectable", "10", {"transplant-evaluation"}, {"tace"})
+    check(
+        hcc(portal_hypertension="present", largest_cm=2.8),
+        "not-resectable",
+        "10",
+        {"transplant-evaluation", "ablation"},
+        {"tace"},
+    )
+    check(
+        hcc(portal_hypertension="suspected", cirrhosis=True, largest_cm=4.5),
+        "not-resectable",
+        "10",
+        {"transplant-evaluation"},
+        {"tace"},
+    )
 
 
 def test_rule_11_hcc_diffuse() -> None:
-    check(hcc(distribution="diffuse", lesion_count=15, largest_cm=5.0), "not-resectable", "11",
-          {"systemic-therapy"}, {"haic", "tare"})
+    check(
+        hcc(distribution="diffuse", lesion_count=15, largest_cm=5.0),
+        "not-resectable",
+        "11",
+        {"systemic-therapy"},
+        {"haic", "tare"},
+    )
 
 
 def test_rule_12_hcc_bilobar_within_milan() -> None:
-    check(hcc(distribution="bilobar", lesion_count=2, largest_cm=3.0), "not-resectable", "12",
-          {"tace", "transplant-evaluation"}, {"haic", "tare", "ablation", "systemic-therapy"})
+    check(
+        hcc(distribution="bilobar", lesion_count=2, largest_cm=3.0),
+        "not-resectable",
+        "12",
+        {"tace", "transplant-evaluation"},
+        {"haic", "tare", "ablation", "systemic-therapy"},
+    )
 
 
 def test_rule_12_hcc_bilobar_up_to_seven_only() -> None:
-    check(hcc(distribution="bilobar", lesion_count=3, largest_cm=4.0), "not-resectable", "12",
-          {"tace"}, {"haic", "tare", "transplant-evaluation", "systemic-therapy"})
-    check(hcc(distribution="bilobar", lesion_count=3, largest_cm=4.5), "not-resectable", "12",
-          {"tace"}, {"haic", "tare", "systemic-therapy"})
+    check(
+        hcc(distribution="bilobar", lesion_count=3, largest_cm=4.0),
+        "not-resectable",
+        "12",
+        {"tace"},
+        {"haic", "tare", "transplant-evaluation", "systemic-therapy"},
+    )
+    check(
+        hcc(distribution="bilobar", lesion_count=3, largest_cm=4.5),
+        "not-resectable",
+        "12",
+        {"tace"},
+        {"haic", "tare", "systemic-therapy"},
+    )
 
 
 def test_rule_13_hcc_low_flr() -> None:
-    a = check(hcc(flr_percent=18.0, largest_cm=7.0), "potentially-resectable", "13",
-              {"liver-augmentation"}, {"resection-right-hepatectomy", "tace"})
+    a = check(
+        hcc(flr_percent=18.0, largest_cm=7.0),
+        "potentially-resectable",
+        "13",
+        {"liver-augmentation"},
+        {"resection-right-hepatectomy", "tace"},
+    )
     assert a.flr_threshold == 20.0 and "low-flr" in a.risk_modifiers
 
 
 def test_rule_13_flr_threshold_is_40_with_cirrhosis() -> None:
-    a = check(hcc(flr_percent=35.0, cirrhosis=True, distribution="left"),
-              "potentially-resectable", "13", {"liver-augmentation"},
-              {"resection-left-hepatectomy", "tace", "transplant-evaluation"})
+    a = check(
+        hcc(flr_percent=35.0, cirrhosis=True, distribution="left"),
+        "potentially-resectable",
+        "13",
+        {"liver-augmentation"},
+        {"resection-left-hepatectomy", "tace", "transplant-evaluation"},
+    )
     assert a.flr_threshold == 40.0
     assert decide(hcc(flr_percent=35.0)).rule == "14"
 
 
 def test_rule_14_hcc_resectable() -> None:
-    a = check(hcc(largest_cm=2.5), "resectable", "14", {"resection-right-hepatectomy"},
-              {"ablation", "transplant-evaluation", "tace"})
+    a = check(
+        hcc(largest_cm=2.5),
+        "resectable",
+        "14",
+        {"resection-right-hepatectomy"},
+        {"ablation", "transplant-evaluation", "tace"},
+    )
     assert [m.fact for m in a.missing] == ["flr"] and not a.missing[0].essential
 
 
@@ -178,21 +263,34 @@ def test_rule_14_hcc_resectable() -> None:
 
 
 def test_rule_15_secondary_child_pugh_b() -> None:
-    check(facts(labs=CP_B_LABS), "not-resectable", "15", {"systemic-therapy"},
-          {"ablation", "sbrt", "monitoring"})
+    check(
+        facts(labs=CP_B_LABS),
+        "not-resectable",
+        "15",
+        {"systemic-therapy"},
+        {"ablation", "sbrt", "monitoring"},
+    )
 
 
 def test_rule_16_colorectal_or_net_with_extrahepatic_disease() -> None:
     for primary in ("colorectal", "neuroendocrine"):
-        check(facts(primary_site=primary, extrahepatic_disease=True),
-              "potentially-resectable", "16", {"systemic-therapy"},
-              {"resection-right-hepatectomy", "ablation"})
+        check(
+            facts(primary_site=primary, extrahepatic_disease=True),
+            "potentially-resectable",
+            "16",
+            {"systemic-therapy"},
+            {"resection-right-hepatectomy", "ablation"},
+        )
 
 
 def test_rule_17_colorectal_diffuse_transmet_like() -> None:
-    a = check(facts(distribution="diffuse", age=52, lesion_count=20, largest_cm=4.0),
-              "not-resectable", "17", {"systemic-therapy"},
-              {"haic", "tare", "transplant-evaluation", "monitoring"})
+    a = check(
+        facts(distribution="diffuse", age=52, lesion_count=20, largest_cm=4.0),
+        "not-resectable",
+        "17",
+        {"systemic-therapy"},
+        {"haic", "tare", "transplant-evaluation", "monitoring"},
+    )
     assert a.heuristics == ("transmet_like",)
 
 
@@ -206,51 +304,92 @@ def test_rule_17_colorectal_diffuse_not_transmet_like() -> None:
 
 
 def test_rule_18_neuroendocrine_diffuse() -> None:
-    check(facts(primary_site="neuroendocrine", distribution="diffuse", lesion_count=30),
-          "not-resectable", "18", {"systemic-therapy"}, {"tace", "tare", "monitoring"})
+    check(
+        facts(primary_site="neuroendocrine", distribution="diffuse", lesion_count=30),
+        "not-resectable",
+        "18",
+        {"systemic-therapy"},
+        {"tace", "tare", "monitoring"},
+    )
 
 
 def test_rule_19_colorectal_bilobar() -> None:
-    check(facts(distribution="bilobar", lesion_count=3, largest_cm=2.0, flr_percent=35.0),
-          "potentially-resectable", "19", {"resection-local"},
-          {"liver-augmentation", "ablation", "systemic-therapy"})
-    check(facts(distribution="bilobar", lesion_count=6, largest_cm=4.2, flr_percent=15.0),
-          "potentially-resectable", "19", {"resection-local", "liver-augmentation"},
-          {"systemic-therapy"})
+    check(
+        facts(distribution="bilobar", lesion_count=3, largest_cm=2.0, flr_percent=35.0),
+        "potentially-resectable",
+        "19",
+        {"resection-local"},
+        {"liver-augmentation", "ablation", "systemic-therapy"},
+    )
+    check(
+        facts(distribution="bilobar", lesion_count=6, largest_cm=4.2, flr_percent=15.0),
+        "potentially-resectable",
+        "19",
+        {"resection-local", "liver-augmentation"},
+        {"systemic-therapy"},
+    )
 
 
 def test_rule_19_neuroendocrine_bilobar_debulking() -> None:
-    a = check(facts(primary_site="neuroendocrine", distribution="bilobar", lesion_count=4),
-              "potentially-resectable", "19", {"systemic-therapy"},
-              {"resection-local", "tace", "tare"})
+    a = check(
+        facts(primary_site="neuroendocrine", distribution="bilobar", lesion_count=4),
+        "potentially-resectable",
+        "19",
+        {"systemic-therapy"},
+        {"resection-local", "tace", "tare"},
+    )
     local = next(o for o in a.options if o.code == "resection-local")
     assert local.qualifier == "debulking"
 
 
 def test_rule_20_colorectal_low_flr() -> None:
-    check(facts(flr_percent=17.0, lesion_count=3, largest_cm=5.5), "potentially-resectable",
-          "20", {"liver-augmentation"}, {"resection-right-hepatectomy", "systemic-therapy"})
+    check(
+        facts(flr_percent=17.0, lesion_count=3, largest_cm=5.5),
+        "potentially-resectable",
+        "20",
+        {"liver-augmentation"},
+        {"resection-right-hepatectomy", "systemic-therapy"},
+    )
 
 
 def test_rule_21_colorectal_resectable() -> None:
-    a = check(facts(lesion_count=2, largest_cm=3.2, flr_percent=55.0), "resectable", "21",
-              {"resection-right-hepatectomy"}, {"systemic-therapy"})
+    a = check(
+        facts(lesion_count=2, largest_cm=3.2, flr_percent=55.0),
+        "resectable",
+        "21",
+        {"resection-right-hepatectomy"},
+        {"systemic-therapy"},
+    )
     systemic = next(o for o in a.options if o.code == "systemic-therapy")
     assert systemic.qualifier == "perioperative"
 
 
 def test_rule_22_other_primary_few_lesions() -> None:
     for primary in ("breast", "lung", "stomach", "other", "unknown"):
-        check(facts(primary_site=primary, lesion_count=2, largest_cm=2.0),
-              "potentially-resectable", "22", {"systemic-therapy"},
-              {"resection-right-hepatectomy", "ablation", "sbrt"})
+        check(
+            facts(primary_site=primary, lesion_count=2, largest_cm=2.0),
+            "potentially-resectable",
+            "22",
+            {"systemic-therapy"},
+            {"resection-right-hepatectomy", "ablation", "sbrt"},
+        )
 
 
 def test_rule_23_other_secondary() -> None:
-    check(facts(primary_site="lung", distribution="bilobar", lesion_count=5, largest_cm=2.0),
-          "not-resectable", "23", {"systemic-therapy"}, {"monitoring"})
-    check(facts(primary_site="breast", lesion_count=3, extrahepatic_disease=True),
-          "not-resectable", "23", {"systemic-therapy"}, {"sbrt", "monitoring"})
+    check(
+        facts(primary_site="lung", distribution="bilobar", lesion_count=5, largest_cm=2.0),
+        "not-resectable",
+        "23",
+        {"systemic-therapy"},
+        {"monitoring"},
+    )
+    check(
+        facts(primary_site="breast", lesion_count=3, extrahepatic_disease=True),
+        "not-resectable",
+        "23",
+        {"systemic-therapy"},
+        {"sbrt", "monitoring"},
+    )
 
 
 # --- additions after the table -----------------------------------------------------------------
@@ -294,22 +433,31 @@ def test_resection_by_location_single_segment_prefers_local() -> None:
 def test_resection_by_location_left_surface_up_to_three_adds_local() -> None:
     rec, _ = options(decide(facts(distribution="left", surface=True, lesion_count=3)))
     assert {"resection-left-hepatectomy", "resection-local"} <= rec
-    rec, off = options(decide(facts(distribution="left", surface=True, lesion_count=4,
-                                    largest_cm=2.0)))
+    rec, off = options(
+        decide(facts(distribution="left", surface=True, lesion_count=4, largest_cm=2.0))
+    )
     assert "resection-left-hepatectomy" in rec and "resection-local" not in rec | off
     rec, off = options(decide(facts(distribution="left", surface=False, lesion_count=2)))
     assert "resection-local" not in rec | off
 
 
 def test_resection_by_location_left_single_segment() -> None:
-    rec, off = options(decide(facts(distribution="left", single_segment=True, segment="III",
-                                    surface=True, lesion_count=1)))
+    rec, off = options(
+        decide(
+            facts(
+                distribution="left",
+                single_segment=True,
+                segment="III",
+                surface=True,
+                lesion_count=1,
+            )
+        )
+    )
     assert "resection-local" in rec and "resection-left-hepatectomy" in off
 
 
 def test_resection_by_location_is_offered_not_recommended_in_o_rows() -> None:
-    _, off = options(decide(facts(extrahepatic_disease=True, single_segment=True,
-                                  segment="VI")))
+    _, off = options(decide(facts(extrahepatic_disease=True, single_segment=True, segment="VI")))
     assert {"resection-local", "resection-right-hepatectomy"} <= off
 
 
@@ -319,8 +467,13 @@ def test_resection_by_location_is_offered_not_recommended_in_o_rows() -> None:
 def test_options_recommended_first_in_table_order_mdt_last_of_recommended() -> None:
     a = decide(hcc(distribution="bilobar", lesion_count=2, largest_cm=3.0))
     assert [o.code for o in a.options] == [
-        "tace", "transplant-evaluation", "mdt-review",
-        "haic", "tare", "ablation", "systemic-therapy",
+        "tace",
+        "transplant-evaluation",
+        "mdt-review",
+        "haic",
+        "tare",
+        "ablation",
+        "systemic-therapy",
     ]
 
 

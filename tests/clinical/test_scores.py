@@ -148,8 +148,12 @@ def test_albi_grades(bili_umol: float, alb_g_l: float, value: float, grade: str)
 
 
 def meld_facts(cr: float, bili: float, inr: float, na: float | None = None) -> Facts:
-    labs = {"creatinine": lab(cr), "bilirubin": lab(bili), "inr": lab(inr, ""),
-            "albumin": lab(4.0, "g/dL")}
+    labs = {
+        "creatinine": lab(cr),
+        "bilirubin": lab(bili),
+        "inr": lab(inr, ""),
+        "albumin": lab(4.0, "g/dL"),
+    }
     if na is not None:
         labs["sodium"] = lab(na, "mmol/L")
     return facts(labs=labs)
@@ -199,9 +203,13 @@ def test_meld_na_only_when_meld_above_11() -> None:
 
 
 def test_fong_all_five_factors_high() -> None:
-    f = facts(lesion_count=2, largest_cm=6.0, node_positive_primary=True,
-              disease_free_interval_months=6.0,
-              labs={**NORMAL_LABS, "cea": lab(250, "ng/mL")})
+    f = facts(
+        lesion_count=2,
+        largest_cm=6.0,
+        node_positive_primary=True,
+        disease_free_interval_months=6.0,
+        labs={**NORMAL_LABS, "cea": lab(250, "ng/mL")},
+    )
     score = fong(f)
     assert score is not None and (score.value, score.category) == (5, "high")
     assert all(i.points == 1 for i in score.inputs)
@@ -209,9 +217,13 @@ def test_fong_all_five_factors_high() -> None:
 
 def test_fong_boundaries_score_zero() -> None:
     # CEA exactly 200 (not > 200), largest exactly 5 cm (not > 5), DFI exactly 12 (not < 12)
-    f = facts(lesion_count=1, largest_cm=5.0, node_positive_primary=False,
-              disease_free_interval_months=12.0,
-              labs={**NORMAL_LABS, "cea": lab(200, "ng/mL")})
+    f = facts(
+        lesion_count=1,
+        largest_cm=5.0,
+        node_positive_primary=False,
+        disease_free_interval_months=12.0,
+        labs={**NORMAL_LABS, "cea": lab(200, "ng/mL")},
+    )
     score = fong(f)
     assert score is not None and (score.value, score.category) == (0, "low")
 
@@ -226,10 +238,20 @@ def test_fong_lists_unknown_factors_and_needs_count_size_cea() -> None:
 
 
 def test_fong_low_high_boundary() -> None:
-    two = facts(lesion_count=2, largest_cm=6.0, node_positive_primary=False,
-                disease_free_interval_months=24.0, labs={**NORMAL_LABS, "cea": lab(5)})
-    three = facts(lesion_count=2, largest_cm=6.0, node_positive_primary=True,
-                  disease_free_interval_months=24.0, labs={**NORMAL_LABS, "cea": lab(5)})
+    two = facts(
+        lesion_count=2,
+        largest_cm=6.0,
+        node_positive_primary=False,
+        disease_free_interval_months=24.0,
+        labs={**NORMAL_LABS, "cea": lab(5)},
+    )
+    three = facts(
+        lesion_count=2,
+        largest_cm=6.0,
+        node_positive_primary=True,
+        disease_free_interval_months=24.0,
+        labs={**NORMAL_LABS, "cea": lab(5)},
+    )
     s2, s3 = fong(two), fong(three)
     assert s2 is not None and (s2.value, s2.category) == (2, "low")
     assert s3 is not None and (s3.value, s3.category) == (3, "high")

@@ -80,9 +80,14 @@ def test_every_code_is_in_the_spec() -> None:
     fhir-mapping.md. The ECOG answer codes are the LOINC answer list the spec names by its
     range (LA9622-7..LA9627-6), so only its two ends are in the text."""
     text = SPEC.read_text(encoding="utf-8")
-    for code in (*codes.SNOMED_CONDITIONS, *codes.LIVER_SITES, *codes.SEVERITY_POINTS,
-                 codes.SUPERFICIAL[1], *codes.OBSERVATION_CODES,
-                 codes.TUMOUR_SIZE_LONGEST_COMPONENT):
+    for code in (
+        *codes.SNOMED_CONDITIONS,
+        *codes.LIVER_SITES,
+        *codes.SEVERITY_POINTS,
+        codes.SUPERFICIAL[1],
+        *codes.OBSERVATION_CODES,
+        codes.TUMOUR_SIZE_LONGEST_COMPONENT,
+    ):
         assert code in text, code
     dotted = set(re.findall(r"[A-Z]\d[0-9A-Z](?:\.[0-9A-Z*]+)?", text))
     spec_icd = {c.replace(".", "").rstrip("*") for c in dotted}

@@ -24,10 +24,13 @@ LOINC = "http://loinc.org"
 
 def obs(rid: str, code: str, patient: str = PID, **extra: Any) -> dict[str, Any]:
     return {
-        "resourceType": "Observation", "id": rid, "status": "final",
+        "resourceType": "Observation",
+        "id": rid,
+        "status": "final",
         "code": {"coding": [{"system": LOINC, "code": code}]},
         "subject": {"reference": f"Patient/{patient}"},
-        "effectiveDateTime": "2026-05-20T08:00:00Z", **extra,
+        "effectiveDateTime": "2026-05-20T08:00:00Z",
+        **extra,
     }
 
 
@@ -42,8 +45,12 @@ def obs(rid: str, code: str, patient: str = PID, **extra: Any) -> dict[str, Any]
         ("2026-05-20", datetime(2026, 5, 20, tzinfo=UTC), False, "day"),
         ("2026-05-20T08:30:00Z", datetime(2026, 5, 20, 8, 30, tzinfo=UTC), False, "second"),
         ("2026-05-20T08:30:00+02:00", datetime(2026, 5, 20, 6, 30, tzinfo=UTC), False, "second"),
-        ("2026-05-20T08:30:00.123-05:00",
-         datetime(2026, 5, 20, 13, 30, 0, 123000, tzinfo=UTC), False, "second"),
+        (
+            "2026-05-20T08:30:00.123-05:00",
+            datetime(2026, 5, 20, 13, 30, 0, 123000, tzinfo=UTC),
+            False,
+            "second",
+        ),
         ("2026-05-20T08:30:00", datetime(2026, 5, 20, 8, 30, tzinfo=UTC), True, "second"),
     ],
 )
@@ -53,8 +60,19 @@ def test_parse_when(text: str, expected: datetime, assumed: bool, precision: str
 
 
 @pytest.mark.parametrize(
-    "text", ["", "yesterday", "2026-13-01", "2026-02-30", "20260520", "2026-05-20 08:30",
-             "2026-05-20T25:00:00Z", 20260520, None, ["2026"]],
+    "text",
+    [
+        "",
+        "yesterday",
+        "2026-13-01",
+        "2026-02-30",
+        "20260520",
+        "2026-05-20 08:30",
+        "2026-05-20T25:00:00Z",
+        20260520,
+        None,
+        ["2026"],
+    ],
 )
 def test_parse_when_rejects(text: Any) -> None:
     with pytest.raises(DateError):
@@ -79,13 +97,20 @@ def test_flatten_resource_bundle_null() -> None:
     single = obs("a", "1975-2")
     assert list(flatten(single)) == [single]
     notes: list[DataQualityNote] = []
-    bundle = {"resourceType": "Bundle", "type": "searchset", "entry": [
-        {"resource": single, "search": {"mode": "match"}},
-        {"resource": {"resourceType": "OperationOutcome", "issue": []},
-         "search": {"mode": "outcome"}},
-        {"resource": {"resourceType": "OperationOutcome", "issue": []}},
-        {"fullUrl": "x"}, "junk",
-    ]}
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "entry": [
+            {"resource": single, "search": {"mode": "match"}},
+            {
+                "resource": {"resourceType": "OperationOutcome", "issue": []},
+                "search": {"mode": "outcome"},
+            },
+            {"resource": {"resourceType": "OperationOutcome", "issue": []}},
+            {"fullUrl": "x"},
+            "junk",
+        ],
+    }
     assert list(flatten(bundle, notes)) == [single]
     assert [n.resource for n in notes] == ["Bundle entry 3", "Bundle entry 4"]
     assert list(flatten({"resourceType": "OperationOutcome"})) == []
@@ -99,11 +124,13 @@ def test_select_keeps_only_this_patients_relevant_resources() -> None:
     resources = [
         {"resourceType": "Patient", "id": PID, "birthDate": "1960-01-01"},
         {"resourceType": "Patient", "id": "other"},
-        obs("bili", "1975-2", valueQuantity={"value": 1, "code": "mg/dL",
-                                             "system": "http://unitsofmeasure.org"}),
+        obs(
+            "bili",
+            "1975-2",
+            valueQuantity={"value": 1, "code": "mg/dL", "system": "http://unitsofmeasure.org"},
+        ),
         obs("hr", "8867-4", valueQuantity={"value": 70}),
-        obs("theirs", "1975-2", patient="other",
-            valueQuantity={"value": 1, "code": "mg/dL"}),
+        obs("theirs", "1975-2", patient="other", valueQuantity={"value": 1, "code": "mg/dL"}),
         {"resourceType": "MedicationRequest", "id": "m"},
     ]
     sel = select(resources, PID)
@@ -119,12 +146,19 @@ def test_select_reads_values_in_canonical_units() -> None:
 
 
 def test_select_notes_name_resource_and_problem_never_values() -> None:
-    sel = select([
-        obs("b", "1975-2", valueQuantity={"value": "Mrs Smith", "code": "mg/dL"}),
-        obs("c", "1975-2", effectiveDateTime="Mrs Smith's birthday",
-            valueQuantity={"value": 1, "code": "mg/dL"}),
-        {**obs("d", "1975-2"), "subject": None},
-    ], PID)
+    sel = select(
+        [
+            obs("b", "1975-2", valueQuantity={"value": "Mrs Smith", "code": "mg/dL"}),
+            obs(
+                "c",
+                "1975-2",
+                effectiveDateTime="Mrs Smith's birthday",
+                valueQuantity={"value": 1, "code": "mg/dL"},
+            ),
+            {**obs("d", "1975-2"), "subject": None},
+        ],
+        PID,
+    )
     assert [n.resource for n in sel.notes] == ["Observation/b", "Observation/c", "Observation/d"]
     assert all("Smith" not in n.problem for n in sel.notes)
 

@@ -9,12 +9,18 @@ from service.fhir.strict import validate_resource, validate_resources
 
 def observation(**extra: Any) -> dict[str, Any]:
     return {
-        "resourceType": "Observation", "id": "o1", "status": "final",
+        "resourceType": "Observation",
+        "id": "o1",
+        "status": "final",
         "code": {"coding": [{"system": "http://loinc.org", "code": "1975-2"}]},
         "subject": {"reference": "Patient/p1"},
         "effectiveDateTime": "2026-05-20T08:00:00Z",
-        "valueQuantity": {"value": 0.7, "unit": "mg/dL", "system": "http://unitsofmeasure.org",
-                          "code": "mg/dL"},
+        "valueQuantity": {
+            "value": 0.7,
+            "unit": "mg/dL",
+            "system": "http://unitsofmeasure.org",
+            "code": "mg/dL",
+        },
         **extra,
     }
 
@@ -24,11 +30,13 @@ def test_valid_resource_has_no_problems() -> None:
 
 
 def test_every_problem_is_listed_with_its_path() -> None:
-    notes = validate_resource(observation(
-        effectiveDateTime="2026-05-20T08:00:00",  # time without timezone: not FHIR
-        valueQuantity={"value": "seven", "code": "mg/dL"},
-        nickname="Bobby",
-    ))
+    notes = validate_resource(
+        observation(
+            effectiveDateTime="2026-05-20T08:00:00",  # time without timezone: not FHIR
+            valueQuantity={"value": "seven", "code": "mg/dL"},
+            nickname="Bobby",
+        )
+    )
     paths = {n.problem.split(":")[0] for n in notes}
     assert {"effectiveDateTime", "valueQuantity.value", "nickname"} <= paths
     assert all(n.resource == "Observation/o1" for n in notes)
@@ -42,8 +50,11 @@ def test_not_a_resource() -> None:
 
 
 def test_bundle_entries_are_validated_with_their_position() -> None:
-    bundle = {"resourceType": "Bundle", "type": "searchset",
-              "entry": [{"resource": observation()}, {"resource": observation(status=3)}]}
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "entry": [{"resource": observation()}, {"resource": observation(status=3)}],
+    }
     notes = validate_resource(bundle)
     assert notes and all(n.problem.startswith("entry[1].resource") for n in notes)
 

@@ -44,16 +44,26 @@ def synthetic_colorectal(pid: str) -> list[dict[str, Any]]:
     subject = {"reference": f"Patient/{pid}"}
 
     def cond(rid: str, code: str, sites: tuple[str, ...] = ()) -> dict[str, Any]:
-        r: dict[str, Any] = {"resourceType": "Condition", "id": rid, "subject": subject,
-                             "code": {"coding": [{"system": ICD, "code": code}]}}
+        r: dict[str, Any] = {
+            "resourceType": "Condition",
+            "id": rid,
+            "subject": subject,
+            "code": {"coding": [{"system": ICD, "code": code}]},
+        }
         if sites:
             r["bodySite"] = [{"coding": [{"system": SCT, "code": s}]} for s in sites]
         return r
 
     def obs(rid: str, code: str, system: str = LOINC, **value: Any) -> dict[str, Any]:
-        return {"resourceType": "Observation", "id": rid, "status": "final", "subject": subject,
-                "code": {"coding": [{"system": system, "code": code}]},
-                "effectiveDateTime": RECENT, **value}
+        return {
+            "resourceType": "Observation",
+            "id": rid,
+            "status": "final",
+            "subject": subject,
+            "code": {"coding": [{"system": system, "code": code}]},
+            "effectiveDateTime": RECENT,
+            **value,
+        }
 
     def qty(value: float, unit: str) -> dict[str, Any]:
         return {"value": value, "unit": unit, "system": UCUM, "code": unit}
@@ -67,8 +77,12 @@ def synthetic_colorectal(pid: str) -> list[dict[str, Any]]:
         obs("lcds-inr", "6301-6", valueQuantity=qty(1.0, "{INR}")),
         obs("lcds-ecog", "89247-1", valueInteger=1),
         obs("lcds-count", "lesion-count", FINDINGS, valueInteger=2),
-        obs("lcds-size", "21889-1", valueQuantity=qty(32, "mm"),
-            bodySite={"coding": [{"system": SCT, "code": "277960005"}]}),
+        obs(
+            "lcds-size",
+            "21889-1",
+            valueQuantity=qty(32, "mm"),
+            bodySite={"coding": [{"system": SCT, "code": "277960005"}]},
+        ),
         obs("lcds-flr", "future-liver-remnant", FINDINGS, valueQuantity=qty(55, "%")),
     ]
 
