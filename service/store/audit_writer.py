@@ -5,8 +5,8 @@ why", but writing it must not add a database round trip (and, on SQLite, an fsyn
 every hook call. :meth:`AuditWriter.submit` only appends to an in-memory queue; one task
 per process takes whatever has accumulated (up to ``max_batch`` records) and writes it in
 one transaction, so under load the cost per record falls. The batch stays small (100 in
-the store) because building its rows is Python work (about 0.15 ms per record) that
-holds the GIL: a bounded batch bounds the pause it puts into concurrent hook calls.
+the store) because building its rows is Python work that holds the GIL: a bounded batch
+bounds the pause it puts into concurrent hook calls.
 
 Why it lingers: a transaction's fixed cost (SQLAlchemy's execute path, a hop to the
 driver's thread, a commit and its fsync) is paid per batch, and without a pause calls that
@@ -16,21 +16,31 @@ a batch the writer waits ``linger_s`` (50 ms in the store) for others to join, l
 reading the audit can tell, and under load the transactions per call fall several-fold
 (``bench/run.py`` measures the throughput; README "Performance"). A shutdown never waits.
 
-Why it never loses a record on a clean shutdown: :meth:`AuditWriter.close` enqueues a
-stop marker *behind* every record already submitted and waits for the task to reach it,
-so everything accepted before ``close`` is written first. A failed write is retried with
-back-off and never dropped while the service runs. If a batch keeps failing while the
-database answers (a record the database refuses), the batch is written record by record
-and only the refused record is dropped, with an error log, so one bad record cannot
-block the audit forever. What cannot be written by the shutdown deadline is logged as lost.
+Why the hand-over wakes the writer only when it sleeps: the writer runs on a thread of
+its own (the store's background loop). Waking another thread's loop costs a write to its
+self-pipe, a wake-up, and a GIL hand-over between the two threads, paid by the busy
+thread that answers hook calls. Per record that cost about a quarter of a W1 call's CPU
+(``bench/run.py --variants noaudit`` priced it). So :meth:`AuditWriter.submit` appends
+to a deque under a lock and wakes the writer only if it is waiting for work; while it
+lingers or writes, records accumulate without any wake-up, one per batch instead of one
+per call.
+
+Why it never loses a record on a clean shutdown: :meth:`AuditWriter.close` marks the
+writer closing and wakes it; the writer then takes every record already submitted (no
+linger) before it stops, so everything accepted before ``close`` is written first. A
+failed write is retried with back-off and never dropped while the service runs. If a
+batch keeps failing while the database answers (a record the database refuses), the batch
+is written record by record and only the refused record is dropped, with an error log,
+so one bad record cannot block the audit forever. What cannot be written by the shutdown
+deadline is logged as lost.
 
 The queue is bounded (``max_queue``): if the database is down for long, new records are
 dropped with an error log rather than growing memory without limit.
 
 Threads: the writer runs on one event loop (in the store, a loop of its own on a
-background thread, see ``background.py``); :meth:`AuditWriter.submit` and
-:meth:`AuditWriter.is_pending_card` may be called from any thread. Everything else runs
-on the writer's loop.
+background thread, see ``background.py``); :meth:`AuditWriter.submit`,
+:meth:`AuditWriter.is_pending_card` and :attr:`AuditWriter.queued` may be called from any
+thread. Everything else runs on the writer's loop.
 """
 
 from __future__ import annotations
@@ -38,7 +48,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Sequence
 
 from service.observability import get_logger
@@ -65,19 +75,27 @@ class AuditWriter:
     ) -> None:
         self._write_batch = write_batch
         self._ping = ping
-        self._queue: asyncio.Queue[AuditRecord | None] = asyncio.Queue(maxsize=max_queue)
+        self._max_queue = max_queue
         self._max_batch = max_batch
         self._retry_initial_s = retry_initial_s
         self._retry_max_s = retry_max_s
         self._attempts_before_split = attempts_before_split
         self._linger_s = linger_s
+        # Guarded by _lock: the records handed over and not yet taken, the cards they and
+        # the batch being written name, and whether the writer waits to be woken.
+        self._lock = threading.Lock()
+        self._incoming: deque[AuditRecord] = deque()
+        self._pending_cards: Counter[str] = Counter()
+        self._asleep = False
+        self._accepted = 0
+        # Writer-loop state.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._progress: asyncio.Condition | None = None
+        self._finished = 0
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._deadline: float | None = None
-        self._pending_cards: Counter[str] = Counter()
-        self._pending_lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._loop_thread: int | None = None
         self.written = 0
         self.dropped = 0
 
@@ -85,15 +103,12 @@ class AuditWriter:
         """Start writing; call it on the loop the writer is to run on."""
         if self._task is None:
             self._loop = asyncio.get_running_loop()
-            self._loop_thread = threading.get_ident()
+            self._wake = asyncio.Event()
+            self._progress = asyncio.Condition()
             self._task = self._loop.create_task(self._run(), name="liver-cds-audit-writer")
 
     def submit(self, record: AuditRecord) -> bool:
-        """Queue ``record`` (from any thread); False (and an error log) when closed or full.
-
-        From another thread the record is handed to the writer's loop, so a full queue is
-        only logged there (the answer is then True: accepted for queueing).
-        """
+        """Queue ``record`` (from any thread); False (and an error log) when closed or full."""
         if self._closing:
             self.dropped += 1
             log.error(
@@ -101,29 +116,56 @@ class AuditWriter:
                 extra={"hookInstance": record.hook_instance},
             )
             return False
-        with self._pending_lock:
-            self._pending_cards.update(record.card_uuids)
-        loop = self._loop
-        if loop is not None and threading.get_ident() != self._loop_thread:
-            loop.call_soon_threadsafe(self._enqueue, record)
-            return True
-        return self._enqueue(record)
-
-    def _enqueue(self, record: AuditRecord) -> bool:
-        try:
-            self._queue.put_nowait(record)
-        except asyncio.QueueFull:
-            self.dropped += 1
-            self._forget_cards([record])
+        with self._lock:
+            if len(self._incoming) >= self._max_queue:
+                self.dropped += 1
+                queued = len(self._incoming)
+                accepted = False
+            else:
+                self._incoming.append(record)
+                self._pending_cards.update(record.card_uuids)
+                self._accepted += 1
+                accepted = True
+            wake = accepted and self._asleep
+            if wake:
+                self._asleep = False
+        if not accepted:
             log.error(
                 "audit queue full, record dropped",
-                extra={"hookInstance": record.hook_instance, "queued": self._queue.qsize()},
+                extra={"hookInstance": record.hook_instance, "queued": queued},
             )
             return False
+        if wake:
+            self._wake_writer()
         return True
 
+    def _wake_writer(self) -> None:
+        loop, wake = self._loop, self._wake
+        if loop is None or wake is None:
+            return  # not started: start() finds the records
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            wake.set()
+        else:
+            loop.call_soon_threadsafe(wake.set)
+
+    def _take(self, limit: int) -> list[AuditRecord]:
+        """Up to ``limit`` of the records handed over, oldest first."""
+        with self._lock:
+            incoming = self._incoming
+            return [incoming.popleft() for _ in range(min(limit, len(incoming)))]
+
+    def _sleep_if_idle(self) -> bool:
+        """Mark the writer asleep, so the next submit wakes it, unless a record came in."""
+        with self._lock:
+            self._asleep = not self._incoming
+            return self._asleep
+
     def _forget_cards(self, records: Sequence[AuditRecord]) -> None:
-        with self._pending_lock:
+        with self._lock:
             for record in records:
                 self._pending_cards.subtract(record.card_uuids)
                 for card in record.card_uuids:
@@ -132,16 +174,27 @@ class AuditWriter:
 
     def is_pending_card(self, card_uuid: str) -> bool:
         """True while an audit record naming this card is queued but not yet written."""
-        with self._pending_lock:
+        with self._lock:
             return self._pending_cards[card_uuid] > 0
 
     @property
     def queued(self) -> int:
-        return self._queue.qsize()
+        """Records handed over and not yet taken into a batch."""
+        with self._lock:
+            return len(self._incoming)
 
     async def flush(self) -> None:
         """Wait until every record submitted so far is written (or given up)."""
-        await self._queue.join()
+        progress = self._progress
+        if progress is None:
+            raise RuntimeError("the audit writer has not started")
+        with self._lock:
+            target = self._accepted
+        async with progress:
+            await progress.wait_for(lambda: self._finished >= target or self._task_done())
+
+    def _task_done(self) -> bool:
+        return self._task is None or self._task.done()
 
     async def close(self, timeout_s: float = 30.0) -> None:
         """Write everything submitted before this call, then stop the task."""
@@ -150,60 +203,63 @@ class AuditWriter:
         self._closing = True
         task = self._task
         if task is None or task.done():
-            self._log_lost(self._queue.qsize())
+            self._log_lost(self.queued)
             return
-        loop = asyncio.get_running_loop()
-        self._deadline = loop.time() + timeout_s
-        await self._queue.put(None)
+        self._deadline = asyncio.get_running_loop().time() + timeout_s
+        if self._wake is not None:
+            self._wake.set()
         try:
             await asyncio.wait_for(asyncio.shield(task), timeout_s + 1.0)
         except TimeoutError:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-            self._log_lost(self._queue.qsize())
+            self._log_lost(self.queued)
 
     async def _run(self) -> None:
+        try:
+            await self._write_until_closed()
+        finally:
+            await self._finish(0)  # a flush() waiting on a writer that stopped returns
+
+    async def _write_until_closed(self) -> None:
+        wake = self._wake
+        assert wake is not None
         while True:
-            first = await self._queue.get()
-            batch: list[AuditRecord] = []
-            stop = first is None
-            if first is not None:
-                batch.append(first)
-                if (
-                    self._linger_s > 0
-                    and not self._closing
-                    and self._queue.qsize() < self._max_batch - 1
-                ):
-                    await self._linger()
-            while not stop and len(batch) < self._max_batch:
-                try:
-                    item = self._queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    break
-                if item is None:
-                    stop = True
-                else:
-                    batch.append(item)
+            batch = self._take(self._max_batch)
+            if not batch:
+                if self._closing:
+                    return
+                if self._sleep_if_idle():
+                    await wake.wait()  # set by the next submit, or by close
+                    wake.clear()
+                continue
+            if self._linger_s > 0 and not self._closing and len(batch) < self._max_batch:
+                await self._linger()
+                batch += self._take(self._max_batch - len(batch))
             try:
-                if batch:
-                    await self._write_reliably(batch)
+                await self._write_reliably(batch)
             finally:
                 self._forget_cards(batch)
-                for _ in range(len(batch) + (1 if stop else 0)):
-                    self._queue.task_done()
-            if stop:
-                return
+                await self._finish(len(batch))
+
+    async def _finish(self, count: int) -> None:
+        progress = self._progress
+        assert progress is not None
+        async with progress:
+            self._finished += count
+            progress.notify_all()
 
     async def _linger(self) -> None:
         """Wait ``linger_s`` for more records, cut short when :meth:`close` begins."""
+        wake = self._wake
+        assert wake is not None
         loop = asyncio.get_running_loop()
         end = loop.time() + self._linger_s
-        while not self._closing and self._queue.qsize() < self._max_batch - 1:
-            remaining = end - loop.time()
-            if remaining <= 0:
-                return
-            await asyncio.sleep(min(remaining, 0.01))
+        while not self._closing and (remaining := end - loop.time()) > 0:
+            wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), remaining)
 
     async def _write_reliably(self, batch: list[AuditRecord]) -> None:
         delay = self._retry_initial_s

@@ -225,7 +225,7 @@ class SqlStore:
         if self._audit_loop is None:
             await self._writer.flush()
         else:
-            await self._audit_loop.run(_after_queued(self._writer))
+            await self._audit_loop.run(self._writer.flush())
 
     @property
     def audit_queued(self) -> int:
@@ -345,12 +345,6 @@ async def _ping(engine: AsyncEngine) -> bool:
     except Exception as exc:
         log.warning("database ping failed", extra={"error": type(exc).__name__})
         return False
-
-
-async def _after_queued(writer: AuditWriter) -> None:
-    """Let records handed over from other threads reach the queue, then wait for it."""
-    await asyncio.sleep(0)
-    await writer.flush()
 
 
 async def _known_cards(conn: AsyncConnection, cards: set[str]) -> set[str]:

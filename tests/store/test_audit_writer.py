@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import Any
 
 from service.store import AuditRecord
 from service.store.audit_writer import AuditWriter
+from service.store.background import BackgroundLoop
 
 from .helpers import hook_call
 
@@ -138,3 +140,55 @@ async def test_close_does_not_wait_out_the_linger() -> None:
     await asyncio.sleep(0.01)  # the writer is now lingering after its first record
     await asyncio.wait_for(writer.close(), timeout=2.0)
     assert db.written == [call.hook_instance]
+
+
+async def test_records_from_another_thread_wake_the_writer_once_per_batch_not_per_record() -> None:
+    # Waking another thread's loop is paid by the thread answering hook calls; per record
+    # it cost about a quarter of a W1 call's CPU (bench/run.py --variants noaudit).
+    db = FlakyDatabase()
+    background = BackgroundLoop("test-audit-writer")
+    background.start()
+    wakeups = 0
+    original = background.loop.call_soon_threadsafe
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal wakeups
+        wakeups += 1
+        return original(*args, **kwargs)
+
+    try:
+
+        async def start_writer() -> AuditWriter:
+            writer = writer_for(db, linger_s=0.5)
+            writer.start()
+            return writer
+
+        writer = await background.run(start_writer())
+        background.loop.call_soon_threadsafe = counted  # type: ignore[method-assign]
+        calls = [hook_call() for _ in range(50)]
+        for call in calls:
+            assert writer.submit(call)  # from this thread, while the writer lingers
+        wakeups_by_submit = wakeups
+        await background.run(writer.flush())
+
+        assert wakeups_by_submit == 1
+        assert db.batches == [50]
+        assert db.written == [c.hook_instance for c in calls]
+        await background.run(writer.close())
+    finally:
+        await background.stop()
+
+
+async def test_flush_waits_for_records_submitted_while_a_batch_is_written() -> None:
+    db = FlakyDatabase()
+    writer = writer_for(db)
+    writer.start()
+    first = hook_call()
+    writer.submit(first)
+    await asyncio.sleep(0)  # the writer has taken the first record and is writing it
+    second = hook_call()
+    writer.submit(second)
+    await writer.flush()
+
+    assert db.written == [first.hook_instance, second.hook_instance]
+    await writer.close()
