@@ -30,7 +30,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -64,6 +63,7 @@ from service.protocol.jsonbody import (
     check_content_type,
     check_declared_length,
     check_repeated_envelope_keys,
+    load_json,
     parse_json,
     read_body,
 )
@@ -319,8 +319,8 @@ class _Handlers:
         self._discovery = discovery_document(SERVICES)
         self._openapi = openapi_document(runtime.settings)
         # Strict mode validates every input resource, so it needs every one built.
-        self._hook_decode: Callable[[bytes], Any] = (
-            orjson.loads if runtime.settings.strict_fhir else parse_hook_body
+        self._hook_decode: Callable[[bytes, int], Any] = (
+            load_json if runtime.settings.strict_fhir else parse_hook_body
         )
 
     # --- shared steps -------------------------------------------------------------------
@@ -344,7 +344,7 @@ class _Handlers:
         return service
 
     async def _json_body(
-        self, request: Request, decode: Callable[[bytes], Any] = orjson.loads
+        self, request: Request, decode: Callable[[bytes, int], Any] | None = None
     ) -> tuple[Any, bytes]:
         check_content_type(request.headers.get("content-type"))
         body = await read_body(request.stream(), self.settings.max_body_bytes)
@@ -379,7 +379,7 @@ class _Handlers:
             service = self._service(request)
             identity = await self._authenticate(request)
             data, body = await self._json_body(request, self._hook_decode)
-            check_repeated_envelope_keys(body)
+            check_repeated_envelope_keys(body, data)
             hook = parse_hook_request(data, service)
             outcome.hook = hook
             cards = await self._cards(service, hook, identity, outcome)

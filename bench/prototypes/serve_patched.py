@@ -84,15 +84,17 @@ def gcthreshold(value: str) -> None:
 
 
 def nodepth(_: str) -> None:
+    from service import jsondepth
     from service.protocol import jsonbody
 
+    jsondepth.json_depth = lambda body, limit: 0
     jsonbody.json_depth = lambda body, limit: 0
 
 
 def nodupcheck(_: str) -> None:
     import service.app as app_module
 
-    app_module.check_repeated_envelope_keys = lambda body: None  # type: ignore[assignment]
+    app_module.check_repeated_envelope_keys = lambda body, parsed: None  # type: ignore[assignment]
 
 
 def noaudit(_: str) -> None:

@@ -18,13 +18,20 @@ refuses: an entry that is not an object, a coding of the wrong type, a value tha
 a Bundle) is parsed with orjson exactly as the full parse would, so the lenient readers
 and their notes see the same dicts.
 
+The nesting limit (``LIVER_CDS_MAX_JSON_DEPTH``) is checked on exactly the parts that are
+built: every slice handed to orjson (and every envelope value) is remembered with the
+level it sits at, and :func:`service.jsondepth.check_depth` counts them, one call per
+level, before the result is returned. That costs a fraction of counting the whole body,
+most of which is skipped Observations that nothing ever walks.
+
 The result equals ``orjson.loads(body)`` except for the stubs and top-level keys the
-protocol does not read. Two differences are deliberate, both inside skipped Observations:
-a number orjson refuses (``1e999``) is not looked at, so it no longer makes the whole
-request a 400; and nothing else in them is checked either. The whole body is still
-required to be UTF-8 and syntactically valid JSON (msgspec checks the syntax of what it
-skips). Strict mode (``LIVER_CDS_STRICT_FHIR``) validates every input resource, so it keeps
-the full parse.
+protocol does not read. Three differences are deliberate, all inside skipped
+Observations: a number orjson refuses (``1e999``) is not looked at, so it no longer makes
+the whole request a 400; nesting deeper than the limit is not refused either (msgspec
+still refuses what passes Python's recursion limit, about 1,000 levels); and nothing else
+in them is checked. The whole body is still required to be UTF-8 and syntactically valid
+JSON (msgspec checks the syntax of what it skips). Strict mode (``LIVER_CDS_STRICT_FHIR``)
+validates every input resource, so it keeps the full parse and the whole-body depth count.
 """
 
 from __future__ import annotations
@@ -36,8 +43,30 @@ import orjson
 
 from service.fhir.bundle import SKIPPED_ENTRY, SKIPPED_OBSERVATION
 from service.fhir.codes import OBSERVATION_CODES
+from service.jsondepth import JsonTooDeep, check_depth, json_depth
 
 __all__ = ["SKIPPED_OBSERVATION", "parse_hook_body"]
+
+_ABSENT: Final = msgspec.Raw()
+"""Default of a ``Raw`` field whose key is absent (a present value is never empty)."""
+
+# Levels of nesting at which the parts built from slices sit in the request document:
+# {"context": <1>, "prefetch": {"k": <2> = {"resourceType": "Bundle", "link": <3>,
+#  "entry": [<4> = {"fullUrl": <5>, "resource": <5>}]}}}
+_ENVELOPE_LEVEL: Final = 1
+_PREFETCH_LEVEL: Final = 2
+_BUNDLE_FIELD_LEVEL: Final = 3
+_ENTRY_LEVEL: Final = 4
+_ENTRY_FIELD_LEVEL: Final = 5
+
+
+class _Envelope(msgspec.Struct):
+    hook: msgspec.Raw = _ABSENT
+    hookInstance: msgspec.Raw = _ABSENT
+    context: msgspec.Raw = _ABSENT
+    fhirServer: msgspec.Raw = _ABSENT
+    fhirAuthorization: msgspec.Raw = _ABSENT
+    prefetch: dict[str, msgspec.Raw] | msgspec.UnsetType | None = msgspec.UNSET
 
 
 _ENVELOPE_KEYS: Final = ("hook", "hookInstance", "context", "fhirServer", "fhirAuthorization")
@@ -45,31 +74,22 @@ _ENVELOPE_KEYS: Final = ("hook", "hookInstance", "context", "fhirServer", "fhirA
 tolerated and not read, so they are not built."""
 
 
-class _Envelope(msgspec.Struct):
-    hook: Any = msgspec.UNSET
-    hookInstance: Any = msgspec.UNSET
-    context: Any = msgspec.UNSET
-    fhirServer: Any = msgspec.UNSET
-    fhirAuthorization: Any = msgspec.UNSET
-    prefetch: dict[str, msgspec.Raw] | msgspec.UnsetType | None = msgspec.UNSET
-
-
 class _Search(msgspec.Struct, gc=False):
-    mode: Any = None
+    mode: str | None = None
 
 
 class _Entry(msgspec.Struct, gc=False):
     resource: msgspec.Raw = msgspec.Raw(b"null")
     search: _Search | msgspec.UnsetType = msgspec.UNSET
-    fullUrl: Any = msgspec.UNSET
+    fullUrl: msgspec.Raw = _ABSENT
 
 
 class _Bundle(msgspec.Struct, gc=False):
     resourceType: str
     entry: list[_Entry] | msgspec.UnsetType | None = msgspec.UNSET
-    type: Any = msgspec.UNSET
-    link: Any = msgspec.UNSET
-    total: Any = msgspec.UNSET
+    type: msgspec.Raw = _ABSENT
+    link: msgspec.Raw = _ABSENT
+    total: msgspec.Raw = _ABSENT
 
 
 class _LooseBundle(msgspec.Struct, gc=False):
@@ -77,9 +97,9 @@ class _LooseBundle(msgspec.Struct, gc=False):
 
     resourceType: str
     entry: list[msgspec.Raw] | msgspec.UnsetType | None = msgspec.UNSET
-    type: Any = msgspec.UNSET
-    link: Any = msgspec.UNSET
-    total: Any = msgspec.UNSET
+    type: msgspec.Raw = _ABSENT
+    link: msgspec.Raw = _ABSENT
+    total: msgspec.Raw = _ABSENT
 
 
 class _Coding(msgspec.Struct, gc=False):
@@ -105,33 +125,64 @@ _REFUSED: Final = (msgspec.ValidationError, msgspec.DecodeError)
 _BUNDLE_FIELDS: Final = ("type", "link", "total")
 
 
-def parse_hook_body(body: bytes) -> Any:
+class _Built:
+    """Builds slices of the body with orjson, remembering each with its nesting level."""
+
+    def __init__(self) -> None:
+        self.parts: dict[int, list[msgspec.Raw]] = {}
+
+    def load(self, raw: msgspec.Raw, level: int) -> Any:
+        parts = self.parts.get(level)
+        if parts is None:
+            self.parts[level] = parts = []
+        parts.append(raw)
+        return orjson.loads(memoryview(raw))
+
+    def check_depth(self, max_depth: int) -> None:
+        for level, parts in self.parts.items():
+            check_depth(parts, level, max_depth)
+
+
+def parse_hook_body(body: bytes, max_depth: int) -> Any:
     """The parsed hook request, with unread Observations in its prefetch left unbuilt.
 
-    Raises ``orjson.JSONDecodeError`` (a ``ValueError``) where the full parse would, and
-    ``UnicodeDecodeError`` (also a ``ValueError``) for a body that is not UTF-8; when the
-    envelope is not an object of the expected shape the body is parsed in full, so its
+    Raises ``orjson.JSONDecodeError`` (a ``ValueError``) where the full parse would,
+    ``UnicodeDecodeError`` (also a ``ValueError``) for a body that is not UTF-8, and
+    :class:`service.jsondepth.JsonTooDeep` when a part it builds is nested deeper than
+    ``max_depth`` (or the body passes the parser's recursion limit). When the envelope is
+    not an object of the expected shape the body is checked and parsed in full, so its
     errors are the usual ones.
     """
     body.decode("utf-8")  # skipped parts are not decoded, but the body must still be UTF-8
     try:
+        return _parse(body, max_depth)
+    except RecursionError:
+        raise JsonTooDeep("JSON is nested too deeply to parse") from None
+
+
+def _parse(body: bytes, max_depth: int) -> Any:
+    try:
         envelope = _decode_envelope(body)
     except _REFUSED:
+        if json_depth(body, max_depth) > max_depth:
+            raise JsonTooDeep(f"JSON is nested more than {max_depth} levels deep") from None
         return orjson.loads(body)
+    built = _Built()
     data: dict[str, Any] = {}
     for name in _ENVELOPE_KEYS:
-        value = getattr(envelope, name)
-        if value is not msgspec.UNSET:
-            data[name] = value
+        raw = getattr(envelope, name)
+        if raw:
+            data[name] = built.load(raw, _ENVELOPE_LEVEL)
     prefetch = envelope.prefetch
     if prefetch is None:
         data["prefetch"] = None
     elif prefetch is not msgspec.UNSET:
-        data["prefetch"] = {key: _prefetch_value(raw) for key, raw in prefetch.items()}
+        data["prefetch"] = {key: _prefetch_value(raw, built) for key, raw in prefetch.items()}
+    built.check_depth(max_depth)
     return data
 
 
-def _prefetch_value(raw: msgspec.Raw) -> Any:
+def _prefetch_value(raw: msgspec.Raw, built: _Built) -> Any:
     """One prefetch value: a Bundle with only the entries worth building, else as it is."""
     bundle: _Bundle | _LooseBundle
     try:
@@ -140,29 +191,29 @@ def _prefetch_value(raw: msgspec.Raw) -> Any:
         try:
             bundle = _decode_loose_bundle(raw)
         except _REFUSED:
-            return orjson.loads(memoryview(raw))  # null, a resource of any shape, a broken Bundle
+            return built.load(raw, _PREFETCH_LEVEL)  # null, a resource, a broken Bundle
     if bundle.resourceType != "Bundle" or not isinstance(bundle.entry, list):
-        return orjson.loads(memoryview(raw))
+        return built.load(raw, _PREFETCH_LEVEL)
     entries: list[Any] = []
     for item in bundle.entry:
         if isinstance(item, _Entry):
-            entries.append(_entry_value(item))
+            entries.append(_entry_value(item, built))
             continue
         try:
             entry = _decode_entry(item)
         except _REFUSED:
-            entries.append(orjson.loads(memoryview(item)))  # not an entry object: unpack() notes it
+            entries.append(built.load(item, _ENTRY_LEVEL))  # not an entry object: unpack() notes it
             continue
-        entries.append(_entry_value(entry))
+        entries.append(_entry_value(entry, built))
     out: dict[str, Any] = {"resourceType": "Bundle", "entry": entries}
     for name in _BUNDLE_FIELDS:
-        value = getattr(bundle, name)
-        if value is not msgspec.UNSET:
-            out[name] = value
+        field = getattr(bundle, name)
+        if field:
+            out[name] = built.load(field, _BUNDLE_FIELD_LEVEL)
     return out
 
 
-def _entry_value(entry: _Entry) -> dict[str, Any]:
+def _entry_value(entry: _Entry, built: _Built) -> dict[str, Any]:
     """The entry as a dict, or the shared stub entry for an Observation the rules skip.
 
     The skip is decided first: it is what happens to nearly every entry of a large Bundle,
@@ -179,9 +230,9 @@ def _entry_value(entry: _Entry) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if search is not msgspec.UNSET:
         out["search"] = {"mode": mode}
-    if entry.fullUrl is not msgspec.UNSET:
-        out["fullUrl"] = entry.fullUrl
-    out["resource"] = orjson.loads(memoryview(entry.resource))
+    if entry.fullUrl:
+        out["fullUrl"] = built.load(entry.fullUrl, _ENTRY_FIELD_LEVEL)
+    out["resource"] = built.load(entry.resource, _ENTRY_FIELD_LEVEL)
     return out
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from service.jsondepth import JsonTooDeep, json_depth
 from service.protocol.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType, shorten
 
 JSON_MEDIA_TYPES = frozenset({"application/json", "application/fhir+json"})
@@ -76,79 +77,42 @@ def too_large_message(max_bytes: int) -> str:
 
 
 def parse_json(
-    body: bytes, *, max_depth: int, decode: Callable[[bytes], Any] = orjson.loads
+    body: bytes, *, max_depth: int, decode: Callable[[bytes, int], Any] | None = None
 ) -> Any:
-    """Parse with orjson and enforce the nesting limit; any failure is a 400 with the reason.
+    """Parse, enforcing the nesting limit; any failure is a 400 with the reason.
 
     orjson rejects what JSON does not allow (NaN, Infinity, invalid UTF-8, lone surrogates,
     trailing content, numbers that overflow a double) and caps nesting at 1024 itself;
-    our own limit (``LIVER_CDS_MAX_JSON_DEPTH``) is checked on the bytes first, so no
-    deeply nested value ever reaches code that walks it. ``decode`` replaces
-    ``orjson.loads`` for a caller that knows a cheaper parse of its body (the hook call's
-    :func:`service.fhir.skim.parse_hook_body`); it signals bad JSON with a ``ValueError``.
+    our own limit (``LIVER_CDS_MAX_JSON_DEPTH``) is checked on the bytes first
+    (:func:`load_json`), so no deeply nested value ever reaches code that walks it.
+    ``decode(body, max_depth)`` replaces :func:`load_json` for a caller that knows a
+    cheaper parse of its body (the hook call's :func:`service.fhir.skim.parse_hook_body`,
+    which checks the depth of what it builds); it signals bad JSON with a ``ValueError``
+    and a value nested too deep with :class:`service.jsondepth.JsonTooDeep`.
     """
     if not body.strip():
         raise BadRequest("request body is empty; expected a JSON object")
-    depth = json_depth(body, max_depth)
-    if depth > max_depth:
-        raise BadRequest(f"JSON is nested more than {max_depth} levels deep")
     try:
-        return decode(body)
+        return (decode or load_json)(body, max_depth)
+    except JsonTooDeep as exc:
+        raise BadRequest(str(exc)) from None
     except UnicodeDecodeError:
         raise BadRequest("request body is not valid JSON: it is not UTF-8") from None
     except ValueError as exc:  # orjson.JSONDecodeError is one
         raise BadRequest(f"request body is not valid JSON: {exc}") from None
 
 
-# --- nesting depth ----------------------------------------------------------------------------
-
-_KEEP = b'{}[]"'
-_DELETE = bytes(b for b in range(256) if b not in _KEEP)
-
-
-def json_depth(body: bytes, limit: int) -> int:
-    """Nesting depth of a JSON text, counted on the bytes without parsing.
-
-    Returns the depth (``{}`` is 1, a scalar 0), or ``limit + 1`` as soon as it is known
-    to exceed ``limit``. Malformed bracket structure returns what it has seen; the parser
-    reports that error. The work is done by C-level ``bytes`` operations (a few passes over
-    the body, about a tenth of what parsing costs) rather than a Python loop per character:
-
-    1. drop escaped backslashes and escaped quotes, so every remaining ``"`` delimits a
-       string; 2. keep only brackets and quotes; 3. drop what is inside strings (empty
-       ones with a plain replace, then the few that hold brackets); 4. peel one level of
-       innermost ``{}``/``[]`` pairs per pass.
-    """
-    if b"\\" in body:
-        if b"\\\\" in body:
-            body = body.replace(b"\\\\", b"")
-        if b'\\"' in body:
-            body = body.replace(b'\\"', b"")
-    brackets = body.translate(None, _DELETE).replace(b'""', b"")
-    if b'"' in brackets:
-        # Strings with brackets inside (UCUM "{INR}", narrative text) are left, still
-        # delimited by quotes (a removed '""' was an empty string or the seam between two
-        # adjacent strings): keep what lies outside quotes.
-        brackets = b"".join(brackets.split(b'"')[0::2])
-    depth = 0
-    while brackets:
-        if depth >= limit:
-            return limit + 1
-        # One level per pass: a placeholder keeps "[{}]" from collapsing twice in a pass.
-        peeled = brackets.replace(b"{}", b"x").replace(b"[]", b"x").translate(None, b"x")
-        if len(peeled) == len(brackets):
-            break  # unbalanced: orjson will say where
-        brackets = peeled
-        depth += 1
-    return depth
+def load_json(body: bytes, max_depth: int) -> Any:
+    """``orjson.loads`` after counting the nesting depth of the whole body on its bytes."""
+    if json_depth(body, max_depth) > max_depth:
+        raise JsonTooDeep(f"JSON is nested more than {max_depth} levels deep")
+    return orjson.loads(body)
 
 
 # --- repeated keys ------------------------------------------------------------------------------
 
-_TRIGGERS: tuple[bytes, ...] = (b'"patientId"', b'"fhirServer"')
 
-
-def check_repeated_envelope_keys(body: bytes) -> None:
+def check_repeated_envelope_keys(body: bytes, parsed: Any) -> None:
     """Refuse a hook request in which ``context.patientId`` or ``fhirServer`` repeats.
 
     JSON leaves repeated keys undefined (RFC 8259 §4) and parsers disagree (orjson keeps
@@ -160,9 +124,14 @@ def check_repeated_envelope_keys(body: bytes) -> None:
 
     The exact check parses again with the standard library, so it only runs when one of
     the two names occurs more than once in the raw bytes, which a normal request never
-    does (FHIR resources use neither as a key); the trigger costs two ``bytes.count``.
+    does (FHIR resources use neither as a key); the trigger costs a ``bytes.count`` per
+    name. ``parsed`` is the body as parsed: a top-level ``fhirServer`` that is not in it
+    is not in the body at all, so it cannot repeat and its count is skipped.
     """
-    if not any(body.count(key) > 1 for key in _TRIGGERS):
+    triggers = (
+        _TRIGGERS if not isinstance(parsed, dict) or "fhirServer" in parsed else _PATIENT_ONLY
+    )
+    if not any(body.count(key) > 1 for key in triggers):
         return
     top = json.loads(body, object_pairs_hook=_PairsDict)
     if not isinstance(top, _PairsDict):
@@ -174,6 +143,10 @@ def check_repeated_envelope_keys(body: bytes) -> None:
     context = top.get("context")
     if isinstance(context, _PairsDict) and "patientId" in context.repeated:
         raise BadRequest("key 'context.patientId' appears more than once in the request")
+
+
+_TRIGGERS: tuple[bytes, ...] = (b'"patientId"', b'"fhirServer"')
+_PATIENT_ONLY: tuple[bytes, ...] = (b'"patientId"',)
 
 
 class _PairsDict(dict[str, Any]):

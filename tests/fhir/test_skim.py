@@ -139,14 +139,14 @@ def test_every_fixture_gets_the_same_assessment_from_the_skim(
 ) -> None:
     body = orjson.dumps(_with_junk(request_body) if junk else request_body)
     full, _ = _assessment(orjson.loads(body), EVALUATED_AT)
-    skimmed, _ = _assessment(parse_hook_body(body), EVALUATED_AT)
+    skimmed, _ = _assessment(parse_hook_body(body, 64), EVALUATED_AT)
     assert skimmed == full
 
 
 def test_w1_gets_the_same_assessment_while_building_a_fraction_of_the_resources() -> None:
     body = orjson.dumps(_with_junk(workloads.hook_request(unrelated_obs=300)))
     full, built_full = _assessment(orjson.loads(body), workloads.EVALUATED_AT)
-    skimmed, built_skim = _assessment(parse_hook_body(body), workloads.EVALUATED_AT)
+    skimmed, built_skim = _assessment(parse_hook_body(body, 64), workloads.EVALUATED_AT)
     assert skimmed == full
     assert full.verdict is not None
     assert built_skim < built_full / 5
@@ -157,7 +157,7 @@ def test_the_skim_keeps_what_the_protocol_reads_and_the_entry_positions() -> Non
     request["prefetch"]["observations"]["entry"].append(
         {"resource": {"resourceType": "Observation", "code": {"coding": [{"code": "x"}]}}}
     )
-    data = parse_hook_body(orjson.dumps(request))
+    data = parse_hook_body(orjson.dumps(request), 64)
     for key in ("hook", "hookInstance", "context", "fhirServer"):
         assert data[key] == request[key]
     assert data["prefetch"]["patient"] == request["prefetch"]["patient"]
@@ -176,7 +176,7 @@ def test_the_skim_keeps_what_the_protocol_reads_and_the_entry_positions() -> Non
     ],
 )
 def test_envelopes_of_other_shapes_parse_as_the_full_parse_does(body: bytes) -> None:
-    assert parse_hook_body(body) == orjson.loads(body)
+    assert parse_hook_body(body, 64) == orjson.loads(body)
 
 
 @pytest.mark.parametrize(
@@ -226,3 +226,96 @@ async def test_the_hook_call_answers_from_the_skim_and_strict_mode_from_the_full
         assert cards[0]["source"]["topic"]["code"] == "resectable"
         detail = "\n".join(card["detail"] for card in cards)
         assert ("Observation/junk-1" in detail) is strict
+
+
+# --- the nesting limit on what the skim builds ---------------------------------------------
+
+
+def _nested(levels: int) -> Any:
+    """A value ``levels`` deep: lists inside an object, as an extension might carry."""
+    value: Any = "x"
+    for _ in range(levels - 1):
+        value = [value]
+    return {"deep": value}
+
+
+def _place(where: str, value: Any) -> dict[str, Any]:
+    """A valid request with ``value`` put at one of the places the skim builds from a slice."""
+    kept = {
+        "resourceType": "Observation",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "1975-2"}]},
+    }
+    request = hook_request()
+    prefetch_ = request["prefetch"]
+    if where == "context":
+        request["context"]["extra"] = value
+    elif where == "fhirAuthorization":
+        request["fhirAuthorization"] = value
+    elif where == "patient":
+        prefetch_["patient"]["extension"] = value
+    elif where == "condition":
+        prefetch_["conditions"]["entry"] = [{"resource": {"resourceType": "Condition", "x": value}}]
+    elif where == "read-observation":
+        prefetch_["observations"]["entry"] = [{"resource": {**kept, "x": value}}]
+    elif where == "bundle-link":
+        prefetch_["conditions"]["link"] = value
+    elif where == "entry-fullUrl":
+        prefetch_["conditions"]["entry"] = [{"fullUrl": value, "resource": {"resourceType": "C"}}]
+    elif where == "loose-entry":
+        prefetch_["conditions"]["entry"] = [[value]]
+    elif where == "other-prefetch-value":
+        prefetch_["observations"] = [value]
+    return request
+
+
+BUILT_PLACES = [
+    "context",
+    "fhirAuthorization",
+    "patient",
+    "condition",
+    "read-observation",
+    "bundle-link",
+    "entry-fullUrl",
+    "loose-entry",
+    "other-prefetch-value",
+]
+
+
+@pytest.mark.parametrize("where", BUILT_PLACES)
+def test_what_the_skim_builds_is_held_to_the_depth_limit_exactly_as_the_full_parse(
+    where: str,
+) -> None:
+    # At every place a built part can sit, each depth around the limit is refused by the
+    # skim if and only if the whole-body count refuses it.
+    for levels in range(50, 70):
+        body = orjson.dumps(_place(where, _nested(levels)))
+        full = _refused(body, decode=None)
+        skimmed = _refused(body, decode=parse_hook_body)
+        assert skimmed == full, (where, levels)
+    assert _refused(orjson.dumps(_place(where, _nested(70))), decode=parse_hook_body)
+    assert not _refused(orjson.dumps(_place(where, _nested(3))), decode=parse_hook_body)
+
+
+def _refused(body: bytes, decode: Any) -> bool:
+    try:
+        parse_json(body, max_depth=64, decode=decode)
+    except BadRequest as exc:
+        assert "nested more than 64 levels" in exc.message
+        return True
+    return False
+
+
+def test_nesting_inside_an_unread_observation_is_not_looked_at_until_the_parser_limit() -> None:
+    unread = {"resourceType": "Observation", "code": {"coding": [{"code": "8867-4"}]}}
+    request = hook_request()
+    request["prefetch"]["observations"]["entry"] = [{"resource": {**unread, "x": _nested(200)}}]
+    data = parse_json(orjson.dumps(request), max_depth=64, decode=parse_hook_body)
+    assert data["prefetch"]["observations"]["entry"] == [{"resource": SKIPPED_OBSERVATION}]
+
+    # Past Python's recursion limit msgspec stops, and that is a 400 too.
+    body = orjson.dumps(request).replace(
+        b'"x":{', b'"x":' + b"[" * 5000 + b"0" + b"]" * 5000 + b',"y":{', 1
+    )
+    with pytest.raises(BadRequest) as info:
+        parse_json(body, max_depth=64, decode=parse_hook_body)
+    assert "nested too deeply" in info.value.message
