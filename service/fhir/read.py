@@ -24,6 +24,7 @@ import msgspec
 
 from service.clinical.model import DataQualityNote
 from service.fhir import codes
+from service.fhir.bundle import SKIPPED_OBSERVATION
 from service.fhir.codes import LiverSite, ObservationKind
 from service.fhir.units import Quantity, UnitError, convert
 
@@ -587,6 +588,8 @@ def select(resources: Iterable[Any], patient_id: str) -> Selection:
     seen: set[str] = set()
     obs_codes = codes.OBSERVATION_CODES
     for position, r in enumerate(resources):
+        if r is SKIPPED_OBSERVATION:
+            continue  # the skim's stand-in for an Observation with no code the rules read
         if r.__class__ is not dict and not isinstance(r, Mapping):
             sel.notes.append(DataQualityNote(f"item {position}", "not a JSON object"))
             continue
