@@ -42,7 +42,7 @@ from service import observability
 from service.clinical.engine import assess
 from service.fhir import prefetch
 from service.fhir.client import FhirClients
-from service.fhir.skim import parse_hook_body
+from service.fhir.skim import HookBodyParser
 from service.observability import FEEDBACK_ITEMS, HOOK_CALLS, HOOK_LATENCY, get_logger
 from service.openapi import openapi_document
 from service.protocol import (
@@ -318,10 +318,14 @@ class _Handlers:
         self.settings = runtime.settings
         self._discovery = discovery_document(SERVICES)
         self._openapi = openapi_document(runtime.settings)
-        # Strict mode validates every input resource, so it needs every one built.
-        self._hook_decode: Callable[[bytes, int], Any] = (
-            load_json if runtime.settings.strict_fhir else parse_hook_body
-        )
+        # Each service's hook body is parsed for its declared prefetch (service/fhir/skim.py);
+        # strict mode validates every input resource, so it needs every one built.
+        self._hook_parsers: dict[str, Callable[[bytes, int], Any]] = {
+            service.id: load_json
+            if runtime.settings.strict_fhir
+            else HookBodyParser(service.prefetch)
+            for service in SERVICES
+        }
 
     # --- shared steps -------------------------------------------------------------------
 
@@ -378,7 +382,7 @@ class _Handlers:
             check_declared_length(request.headers.get("content-length"), settings.max_body_bytes)
             service = self._service(request)
             identity = await self._authenticate(request)
-            data, body = await self._json_body(request, self._hook_decode)
+            data, body = await self._json_body(request, self._hook_parsers[service.id])
             check_repeated_envelope_keys(body, data)
             hook = parse_hook_request(data, service)
             outcome.hook = hook

@@ -117,7 +117,7 @@ class _ResourceBudget:
         return self.remaining >= 0
 
 
-def _expected_type(rendered: str) -> str | None:
+def expected_type(rendered: str) -> str | None:
     """``Patient/123`` is a read of a Patient; anything else is a search (a Bundle)."""
     path, _, query = rendered.lstrip("/").partition("?")
     segments = [s for s in path.split("/") if s]
@@ -239,7 +239,7 @@ async def resolve(
                 ) from None
             notes.append(DataQualityNote(f"prefetch '{key}'", f"not fetched: {exc.message}"))
             continue
-        plans[key] = _Plan(key, join_url(base, rendered), _expected_type(rendered))
+        plans[key] = _Plan(key, join_url(base, rendered), expected_type(rendered))
     for key, link in continued.items():
         plan = _Plan(key, str(httpx.URL(base + "/").join(link)), None, pages_done=1)
         plan.resources = by_key.pop(key)
@@ -294,7 +294,7 @@ def _check_prefetch_type(value: Any, where: str, template: str) -> None:
     if not isinstance(resource_type, str) or not resource_type:
         return  # unpack() names it
     expected = template.lstrip("/").partition("?")[0].partition("/")[0]
-    is_read = _expected_type(template) is not None
+    is_read = expected_type(template) is not None
     if resource_type == "Bundle":
         bundle_type = value.get("type")
         if isinstance(bundle_type, str) and bundle_type not in _SEARCH_BUNDLE_TYPES:

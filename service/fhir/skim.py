@@ -18,6 +18,10 @@ refuses: an entry that is not an object, a coding of the wrong type, a value tha
 a Bundle) is parsed with orjson exactly as the full parse would, so the lenient readers
 and their notes see the same dicts.
 
+The service runs :class:`HookBodyParser`, the same skim specialised to its declared
+prefetch keys, which decodes the envelope and its Bundles in one pass instead of two;
+:func:`parse_hook_body` is the general form it falls back to for any other shape.
+
 The nesting limit (``LIVER_CDS_MAX_JSON_DEPTH``) is checked on exactly the parts that are
 built: every slice handed to orjson (and every envelope value) is remembered with the
 level it sits at, and :func:`service.jsondepth.check_depth` counts them, one call per
@@ -36,6 +40,7 @@ validates every input resource, so it keeps the full parse and the whole-body de
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import msgspec
@@ -43,9 +48,10 @@ import orjson
 
 from service.fhir.bundle import SKIPPED_ENTRY, SKIPPED_OBSERVATION
 from service.fhir.codes import OBSERVATION_CODES
+from service.fhir.prefetch import expected_type
 from service.jsondepth import JsonTooDeep, check_depth, json_depth
 
-__all__ = ["SKIPPED_OBSERVATION", "parse_hook_body"]
+__all__ = ["SKIPPED_OBSERVATION", "HookBodyParser", "parse_hook_body"]
 
 _ABSENT: Final = msgspec.Raw()
 """Default of a ``Raw`` field whose key is absent (a present value is never empty)."""
@@ -198,6 +204,11 @@ def _prefetch_value(raw: msgspec.Raw, built: _Built) -> Any:
         entries = _entries(bundle.entry, built)
     else:
         entries = [_loose_entry(item, built) for item in bundle.entry]
+    return _bundle_value(bundle, entries, built)
+
+
+def _bundle_value(bundle: _Bundle | _LooseBundle, entries: list[Any], built: _Built) -> Any:
+    """The Bundle as the dict the full parse gives for the keys ``unpack`` reads."""
     out: dict[str, Any] = {"resourceType": "Bundle", "entry": entries}
     for name in _BUNDLE_FIELDS:
         field = getattr(bundle, name)
@@ -261,3 +272,81 @@ def _built_entry(entry: _Entry, built: _Built) -> dict[str, Any]:
         out["fullUrl"] = built.load(entry.fullUrl, _ENTRY_FIELD_LEVEL)
     out["resource"] = built.load(entry.resource, _ENTRY_FIELD_LEVEL)
     return out
+
+
+class HookBodyParser:
+    """:func:`parse_hook_body` for one service: one msgspec pass for its declared prefetch.
+
+    Why: the general skim decodes the envelope with every prefetch value kept as raw
+    bytes, then decodes each Bundle again from those bytes: the bulk of the body (its
+    Observations) is scanned twice before any entry is probed. Knowing the service's
+    prefetch keys, and which of them are searches (a Bundle) or reads (one resource, as
+    ``prefetch.expected_type`` tells), the envelope is decoded once with each search
+    typed as a Bundle whose entries keep their resource as raw bytes, and each read kept
+    as raw bytes. Keys the service did not declare are not built (``prefetch.resolve``
+    ignores them). Anything else, a search answered by an OperationOutcome or by a
+    Bundle of another shape, a body that is not an object, goes to the general skim,
+    so the result is always what :func:`parse_hook_body` gives for the declared keys.
+    """
+
+    def __init__(self, templates: Mapping[str, str]) -> None:
+        fields: list[tuple[str, Any, Any]] = []
+        rename: dict[str, str] = {}
+        self._reads: list[tuple[str, str]] = []
+        self._searches: list[tuple[str, str]] = []
+        for index, (key, template) in enumerate(templates.items()):
+            name = f"key{index}"  # prefetch keys need not be Python identifiers
+            rename[name] = key
+            if expected_type(template) is None:
+                fields.append((name, _Bundle | None | msgspec.UnsetType, msgspec.UNSET))
+                self._searches.append((name, key))
+            else:
+                fields.append((name, msgspec.Raw, _ABSENT))
+                self._reads.append((name, key))
+        prefetch = msgspec.defstruct("DeclaredPrefetch", fields, rename=rename, gc=False)
+        envelope = msgspec.defstruct(
+            "DeclaredEnvelope",
+            [(name, msgspec.Raw, _ABSENT) for name in _ENVELOPE_KEYS]
+            + [("prefetch", prefetch | None | msgspec.UnsetType, msgspec.UNSET)],
+        )
+        self._decode: Callable[[bytes], Any] = msgspec.json.Decoder(envelope).decode
+
+    def __call__(self, body: bytes, max_depth: int) -> Any:
+        """Parse ``body`` as :func:`parse_hook_body` does, raising what it raises."""
+        body.decode("utf-8")  # skipped parts are not decoded, but the body must be UTF-8
+        try:
+            return self._parse(body, max_depth)
+        except RecursionError:
+            raise JsonTooDeep("JSON is nested too deeply to parse") from None
+
+    def _parse(self, body: bytes, max_depth: int) -> Any:
+        try:
+            envelope = self._decode(body)
+        except _REFUSED:
+            return _parse(body, max_depth)  # not the declared shape: the general skim
+        built = _Built()
+        data: dict[str, Any] = {}
+        for name in _ENVELOPE_KEYS:
+            raw = getattr(envelope, name)
+            if raw:
+                data[name] = built.load(raw, _ENVELOPE_LEVEL)
+        prefetch = envelope.prefetch
+        if prefetch is None:
+            data["prefetch"] = None
+        elif prefetch is not msgspec.UNSET:
+            values: dict[str, Any] = {}
+            for name, key in self._reads:
+                raw = getattr(prefetch, name)
+                if raw:
+                    values[key] = built.load(raw, _PREFETCH_LEVEL)
+            for name, key in self._searches:
+                bundle = getattr(prefetch, name)
+                if bundle is None:
+                    values[key] = None
+                elif bundle is not msgspec.UNSET:
+                    if bundle.resourceType != "Bundle" or not isinstance(bundle.entry, list):
+                        return _parse(body, max_depth)  # e.g. an OperationOutcome
+                    values[key] = _bundle_value(bundle, _entries(bundle.entry, built), built)
+            data["prefetch"] = values
+        built.check_depth(max_depth)
+        return data

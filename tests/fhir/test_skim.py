@@ -26,7 +26,7 @@ from service.clinical.engine import assess
 from service.clinical.model import Assessment
 from service.fhir import prefetch
 from service.fhir.client import FhirClients
-from service.fhir.skim import SKIPPED_OBSERVATION, parse_hook_body
+from service.fhir.skim import SKIPPED_OBSERVATION, HookBodyParser, parse_hook_body
 from service.protocol import find_service, parse_hook_request
 from service.protocol.errors import BadRequest
 from service.protocol.jsonbody import parse_json
@@ -44,6 +44,12 @@ SETTINGS = Settings(max_body_bytes=16 * 1024 * 1024)
 SERVICE = find_service("liver-metastasis-resectability")
 MANIFEST = json.loads((FIXTURES / "manifest.json").read_text(encoding="utf-8"))
 EVALUATED_AT = datetime.fromisoformat(MANIFEST["evaluated_at"].replace("Z", "+00:00"))
+assert SERVICE is not None
+DECLARED = HookBodyParser(SERVICE.prefetch)
+"""What the service runs: the skim specialised to the service's declared prefetch keys."""
+PARSERS = pytest.mark.parametrize(
+    "parse", [parse_hook_body, DECLARED], ids=["general-skim", "declared-prefetch"]
+)
 
 
 def _assessment(data: Any, at: datetime) -> tuple[Assessment, int]:
@@ -132,21 +138,25 @@ def _fixture_requests() -> list[tuple[str, dict[str, Any]]]:
     return cases
 
 
+@PARSERS
 @pytest.mark.parametrize("junk", [False, True], ids=["as-is", "with-junk"])
 @pytest.mark.parametrize(("name", "request_body"), _fixture_requests(), ids=lambda v: str(v)[:60])
 def test_every_fixture_gets_the_same_assessment_from_the_skim(
-    name: str, request_body: dict[str, Any], junk: bool
+    name: str, request_body: dict[str, Any], junk: bool, parse: Any
 ) -> None:
     body = orjson.dumps(_with_junk(request_body) if junk else request_body)
     full, _ = _assessment(orjson.loads(body), EVALUATED_AT)
-    skimmed, _ = _assessment(parse_hook_body(body, 64), EVALUATED_AT)
+    skimmed, _ = _assessment(parse(body, 64), EVALUATED_AT)
     assert skimmed == full
 
 
-def test_w1_gets_the_same_assessment_while_building_a_fraction_of_the_resources() -> None:
+@PARSERS
+def test_w1_gets_the_same_assessment_while_building_a_fraction_of_the_resources(
+    parse: Any,
+) -> None:
     body = orjson.dumps(_with_junk(workloads.hook_request(unrelated_obs=300)))
     full, built_full = _assessment(orjson.loads(body), workloads.EVALUATED_AT)
-    skimmed, built_skim = _assessment(parse_hook_body(body, 64), workloads.EVALUATED_AT)
+    skimmed, built_skim = _assessment(parse(body, 64), workloads.EVALUATED_AT)
     assert skimmed == full
     assert full.verdict is not None
     assert built_skim < built_full / 5
@@ -185,31 +195,33 @@ def test_envelopes_of_other_shapes_parse_as_the_full_parse_does(body: bytes) -> 
         (b'{"hook": "patient-view", "prefetch": {"observations": {"a": NaN}}}', "not valid JSON"),
         (b'{"hook": "patient-view"} trailing', "not valid JSON"),
         (
-            b'{"prefetch": {"o": {"resourceType": "Bundle", "entry": [{"resource": '
+            b'{"prefetch": {"observations": {"resourceType": "Bundle", "entry": [{"resource": '
             b'{"resourceType": "Observation", "note": "\xff"}}]}}}',
             "not UTF-8",
         ),
         (
-            b'{"prefetch": {"o": {"resourceType": "Bundle", "entry": [{"resource": '
+            b'{"prefetch": {"conditions": {"resourceType": "Bundle", "entry": [{"resource": '
             b'{"resourceType": "Condition", "x": 1e999}}]}}}',
             "not valid JSON",
         ),
     ],
 )
-def test_what_is_not_json_is_still_a_400(body: bytes, fragment: str) -> None:
+@PARSERS
+def test_what_is_not_json_is_still_a_400(body: bytes, fragment: str, parse: Any) -> None:
     with pytest.raises(BadRequest) as info:
-        parse_json(body, max_depth=64, decode=parse_hook_body)
+        parse_json(body, max_depth=64, decode=parse)
     assert fragment in info.value.message
 
 
-def test_an_overflowing_number_inside_an_unread_observation_is_not_looked_at() -> None:
+@PARSERS
+def test_an_overflowing_number_inside_an_unread_observation_is_not_looked_at(parse: Any) -> None:
     body = (
-        b'{"prefetch": {"o": {"resourceType": "Bundle", "entry": [{"resource": '
+        b'{"prefetch": {"observations": {"resourceType": "Bundle", "entry": [{"resource": '
         b'{"resourceType": "Observation", "code": {"coding": [{"code": "8867-4"}]}, '
         b'"valueQuantity": {"value": 1e999}}}]}}}'
     )
-    data = parse_json(body, max_depth=64, decode=parse_hook_body)
-    assert data["prefetch"]["o"]["entry"] == [{"resource": SKIPPED_OBSERVATION}]
+    data = parse_json(body, max_depth=64, decode=parse)
+    assert data["prefetch"]["observations"]["entry"] == [{"resource": SKIPPED_OBSERVATION}]
 
 
 async def test_the_hook_call_answers_from_the_skim_and_strict_mode_from_the_full_parse() -> None:
@@ -281,19 +293,20 @@ BUILT_PLACES = [
 ]
 
 
+@PARSERS
 @pytest.mark.parametrize("where", BUILT_PLACES)
 def test_what_the_skim_builds_is_held_to_the_depth_limit_exactly_as_the_full_parse(
-    where: str,
+    where: str, parse: Any
 ) -> None:
     # At every place a built part can sit, each depth around the limit is refused by the
     # skim if and only if the whole-body count refuses it.
     for levels in range(50, 70):
         body = orjson.dumps(_place(where, _nested(levels)))
         full = _refused(body, decode=None)
-        skimmed = _refused(body, decode=parse_hook_body)
+        skimmed = _refused(body, decode=parse)
         assert skimmed == full, (where, levels)
-    assert _refused(orjson.dumps(_place(where, _nested(70))), decode=parse_hook_body)
-    assert not _refused(orjson.dumps(_place(where, _nested(3))), decode=parse_hook_body)
+    assert _refused(orjson.dumps(_place(where, _nested(70))), decode=parse)
+    assert not _refused(orjson.dumps(_place(where, _nested(3))), decode=parse)
 
 
 def _refused(body: bytes, decode: Any) -> bool:
@@ -305,11 +318,14 @@ def _refused(body: bytes, decode: Any) -> bool:
     return False
 
 
-def test_nesting_inside_an_unread_observation_is_not_looked_at_until_the_parser_limit() -> None:
+@PARSERS
+def test_nesting_inside_an_unread_observation_is_not_looked_at_until_the_parser_limit(
+    parse: Any,
+) -> None:
     unread = {"resourceType": "Observation", "code": {"coding": [{"code": "8867-4"}]}}
     request = hook_request()
     request["prefetch"]["observations"]["entry"] = [{"resource": {**unread, "x": _nested(200)}}]
-    data = parse_json(orjson.dumps(request), max_depth=64, decode=parse_hook_body)
+    data = parse_json(orjson.dumps(request), max_depth=64, decode=parse)
     assert data["prefetch"]["observations"]["entry"] == [{"resource": SKIPPED_OBSERVATION}]
 
     # Past Python's recursion limit msgspec stops, and that is a 400 too.
@@ -317,5 +333,67 @@ def test_nesting_inside_an_unread_observation_is_not_looked_at_until_the_parser_
         b'"x":{', b'"x":' + b"[" * 5000 + b"0" + b"]" * 5000 + b',"y":{', 1
     )
     with pytest.raises(BadRequest) as info:
-        parse_json(body, max_depth=64, decode=parse_hook_body)
+        parse_json(body, max_depth=64, decode=parse)
     assert "nested too deeply" in info.value.message
+
+
+# --- the parser of the service's declared prefetch ---------------------------------------
+
+
+def _declared_only(data: Any) -> Any:
+    """``data`` with only the prefetch keys the service declares (the others are ignored)."""
+    if isinstance(data, dict) and isinstance(data.get("prefetch"), dict):
+        assert SERVICE is not None
+        prefetch_ = {k: v for k, v in data["prefetch"].items() if k in SERVICE.prefetch}
+        return {**data, "prefetch": prefetch_}
+    return data
+
+
+OUTCOME = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "x"}]}
+
+
+@pytest.mark.parametrize(
+    "prefetch_",
+    [
+        pytest.param({"conditions": OUTCOME}, id="search-answered-by-an-OperationOutcome"),
+        pytest.param({"conditions": {"resourceType": "Condition"}}, id="search-given-a-resource"),
+        pytest.param({"conditions": {"resourceType": "Bundle"}}, id="bundle-without-entry"),
+        pytest.param({"conditions": {"resourceType": "Bundle", "entry": 5}}, id="entry-not-a-list"),
+        pytest.param({"conditions": {"entry": []}}, id="bundle-without-resourceType"),
+        pytest.param({"conditions": [1]}, id="search-given-a-list"),
+        pytest.param({"patient": None, "conditions": None, "observations": None}, id="nulls"),
+        pytest.param({"patient": OUTCOME}, id="read-answered-by-an-OperationOutcome"),
+        pytest.param({"patient": [1, 2]}, id="read-given-a-list"),
+        pytest.param({"undeclared": {"resourceType": "Bundle"}}, id="undeclared-key"),
+        pytest.param({}, id="empty"),
+    ],
+)
+def test_the_declared_parser_gives_what_the_general_skim_gives(prefetch_: dict[str, Any]) -> None:
+    request = hook_request()
+    request["prefetch"].update(prefetch_)
+    body = orjson.dumps(request)
+    assert DECLARED(body, 64) == _declared_only(parse_hook_body(body, 64))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[1, 2]",
+        b'"a string"',
+        b'{"hook": "patient-view", "prefetch": [1]}',
+        b'{"prefetch": null}',
+        b'{"hook": "patient-view"}',
+        b'{"hook": 5, "context": [], "prefetch": {"observations": 5}}',
+    ],
+)
+def test_the_declared_parser_parses_other_envelopes_as_the_general_skim(body: bytes) -> None:
+    assert DECLARED(body, 64) == _declared_only(parse_hook_body(body, 64))
+
+
+@pytest.mark.parametrize(("name", "request_body"), _fixture_requests(), ids=lambda v: str(v)[:60])
+def test_the_declared_parser_builds_every_fixture_as_the_general_skim(
+    name: str, request_body: dict[str, Any]
+) -> None:
+    for request in (request_body, _with_junk(request_body)):
+        body = orjson.dumps(request)
+        assert DECLARED(body, 64) == _declared_only(parse_hook_body(body, 64))
