@@ -8,9 +8,12 @@ Usage::
     .venv/bin/python bench/profile.py --workload w1 --patch gcparse
 
 It starts the real server (``liver-cds serve --workers 1``, or the prototype launcher
-with ``--patch``), drives it with ``hey``, samples it with ``py-spy record`` (Python
-frames only, 250 Hz) and assigns every sample to one stage of the hot path by the
-innermost frame that names one (table below). ``--raw`` keeps the collapsed stacks
+with ``--patch``), drives it with ``hey``, samples it with ``py-spy record --gil``
+(Python frames of the thread holding the GIL, 250 Hz) and assigns every sample to one
+stage of the hot path by the innermost frame that names one (table below). Only the GIL
+holder is sampled because one worker's throughput is bounded by GIL time, whichever
+thread holds it; a thread waiting in ``epoll`` or on a queue, or inside SQLite with the
+GIL released, costs the hook calls nothing. ``--raw`` keeps the collapsed stacks
 (flamegraph.pl / speedscope input).
 
 Two stages need a word. "orjson parse (+GC)" is the time the samples spend *in*
@@ -46,6 +49,8 @@ from bench.run import (  # noqa: E402
     server,
     wait_ready,
 )
+
+SAMPLE_RATE_HZ = 250
 
 # (stage, function-name prefixes, file-path fragments), tried from the innermost frame
 # outwards; the first frame that matches a stage decides the sample's stage.
@@ -163,11 +168,12 @@ def main() -> int:
                 "-d",
                 str(int(args.seconds)),
                 "-r",
-                "250",
+                str(SAMPLE_RATE_HZ),
                 "-f",
                 "raw",
                 "-o",
                 str(raw),
+                "--gil",
             ],
             check=True,
             capture_output=True,
@@ -175,7 +181,11 @@ def main() -> int:
         out, _ = load.communicate()
     rate = next((ln.split()[-1] for ln in out.splitlines() if "Requests/sec" in ln), "?")
     count, totals = summarise(raw.read_text())
-    print(f"{args.workload.upper()} {target}: {rate} req/s under load, {count} samples")
+    held = 100 * count / (SAMPLE_RATE_HZ * int(args.seconds))
+    print(
+        f"{args.workload.upper()} {target}: {rate} req/s under load, {count} samples "
+        f"(the GIL was held {held:.0f} % of the time)"
+    )
     for stage, n in totals.most_common():
         print(f"  {100 * n / count:5.1f} %  {stage}")
     return 0
