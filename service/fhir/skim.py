@@ -159,11 +159,26 @@ def parse_hook_body(body: bytes, max_depth: int) -> Any:
     not an object of the expected shape the body is checked and parsed in full, so its
     errors are the usual ones.
     """
+    return _guarded(_parse, body, max_depth)
+
+
+def _guarded(parse: Callable[[bytes, int], Any], body: bytes, max_depth: int) -> Any:
+    """``parse(body, max_depth)`` for a UTF-8 body, parser recursion reported as too deep."""
     body.decode("utf-8")  # skipped parts are not decoded, but the body must still be UTF-8
     try:
-        return _parse(body, max_depth)
+        return parse(body, max_depth)
     except RecursionError:
         raise JsonTooDeep("JSON is nested too deeply to parse") from None
+
+
+def _envelope_values(envelope: Any, built: _Built) -> dict[str, Any]:
+    """The top-level keys the protocol reads, each built from its slice of the body."""
+    data: dict[str, Any] = {}
+    for name in _ENVELOPE_KEYS:
+        raw = getattr(envelope, name)
+        if raw:
+            data[name] = built.load(raw, _ENVELOPE_LEVEL)
+    return data
 
 
 def _parse(body: bytes, max_depth: int) -> Any:
@@ -174,11 +189,7 @@ def _parse(body: bytes, max_depth: int) -> Any:
             raise JsonTooDeep(f"JSON is nested more than {max_depth} levels deep") from None
         return orjson.loads(body)
     built = _Built()
-    data: dict[str, Any] = {}
-    for name in _ENVELOPE_KEYS:
-        raw = getattr(envelope, name)
-        if raw:
-            data[name] = built.load(raw, _ENVELOPE_LEVEL)
+    data = _envelope_values(envelope, built)
     prefetch = envelope.prefetch
     if prefetch is None:
         data["prefetch"] = None
@@ -313,11 +324,7 @@ class HookBodyParser:
 
     def __call__(self, body: bytes, max_depth: int) -> Any:
         """Parse ``body`` as :func:`parse_hook_body` does, raising what it raises."""
-        body.decode("utf-8")  # skipped parts are not decoded, but the body must be UTF-8
-        try:
-            return self._parse(body, max_depth)
-        except RecursionError:
-            raise JsonTooDeep("JSON is nested too deeply to parse") from None
+        return _guarded(self._parse, body, max_depth)
 
     def _parse(self, body: bytes, max_depth: int) -> Any:
         try:
@@ -325,11 +332,7 @@ class HookBodyParser:
         except _REFUSED:
             return _parse(body, max_depth)  # not the declared shape: the general skim
         built = _Built()
-        data: dict[str, Any] = {}
-        for name in _ENVELOPE_KEYS:
-            raw = getattr(envelope, name)
-            if raw:
-                data[name] = built.load(raw, _ENVELOPE_LEVEL)
+        data = _envelope_values(envelope, built)
         prefetch = envelope.prefetch
         if prefetch is None:
             data["prefetch"] = None
