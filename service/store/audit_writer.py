@@ -108,32 +108,30 @@ class AuditWriter:
             self._task = self._loop.create_task(self._run(), name="liver-cds-audit-writer")
 
     def submit(self, record: AuditRecord) -> bool:
-        """Queue ``record`` (from any thread); False (and an error log) when closed or full."""
-        if self._closing:
-            self.dropped += 1
-            log.error(
-                "audit record after close dropped",
-                extra={"hookInstance": record.hook_instance},
-            )
-            return False
+        """Queue ``record`` (from any thread); False (and an error log) when closed or full.
+
+        The check and the append happen under the lock that :meth:`close` takes to mark the
+        writer closing, so a record is either accepted before the writer's final drain, and
+        written, or refused: never left behind unwritten and unlogged.
+        """
         with self._lock:
-            if len(self._incoming) >= self._max_queue:
-                self.dropped += 1
-                queued = len(self._incoming)
-                accepted = False
+            if self._closing:
+                refused: str | None = "audit record after close dropped"
+            elif len(self._incoming) >= self._max_queue:
+                refused = "audit queue full, record dropped"
             else:
+                refused = None
                 self._incoming.append(record)
                 self._pending_cards.update(record.card_uuids)
                 self._accepted += 1
-                accepted = True
-            wake = accepted and self._asleep
+            if refused is not None:
+                self.dropped += 1
+                queued = len(self._incoming)
+            wake = refused is None and self._asleep
             if wake:
                 self._asleep = False
-        if not accepted:
-            log.error(
-                "audit queue full, record dropped",
-                extra={"hookInstance": record.hook_instance, "queued": queued},
-            )
+        if refused is not None:
+            log.error(refused, extra={"hookInstance": record.hook_instance, "queued": queued})
             return False
         if wake:
             self._wake_writer()
@@ -198,9 +196,10 @@ class AuditWriter:
 
     async def close(self, timeout_s: float = 30.0) -> None:
         """Write everything submitted before this call, then stop the task."""
-        if self._closing:
-            return
-        self._closing = True
+        with self._lock:
+            if self._closing:
+                return
+            self._closing = True
         task = self._task
         if task is None or task.done():
             self._log_lost(self.queued)

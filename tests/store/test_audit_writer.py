@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -192,3 +193,41 @@ async def test_flush_waits_for_records_submitted_while_a_batch_is_written() -> N
 
     assert db.written == [first.hook_instance, second.hook_instance]
     await writer.close()
+
+
+async def test_records_submitted_while_closing_are_written_or_refused_never_lost() -> None:
+    # A thread keeps submitting while the writer closes on its own loop: every record the
+    # writer accepted is written, every other one is refused (and counted), none vanishes.
+    db = FlakyDatabase()
+    background = BackgroundLoop("test-audit-close")
+    background.start()
+    try:
+
+        async def start_writer() -> AuditWriter:
+            writer = writer_for(db, linger_s=0.001)
+            writer.start()
+            return writer
+
+        writer = await background.run(start_writer())
+        accepted: list[str] = []
+        refused: list[str] = []
+        started = threading.Event()
+
+        def submit_many() -> None:
+            for index in range(3000):
+                call = hook_call()
+                (accepted if writer.submit(call) else refused).append(call.hook_instance)
+                if index == 100:
+                    started.set()
+
+        submitter = threading.Thread(target=submit_many)
+        submitter.start()
+        await asyncio.to_thread(started.wait, 5.0)
+        await background.run(writer.close())
+        await asyncio.to_thread(submitter.join, 10.0)
+
+        assert refused  # the close really happened while records were still coming
+        assert db.written == accepted
+        assert writer.dropped == len(refused)
+    finally:
+        await background.stop()
