@@ -202,7 +202,7 @@ class AuditWriter:
             self._closing = True
         task = self._task
         if task is None or task.done():
-            self._log_lost(self.queued)
+            self._log_lost(len(self._stop_taking()))  # never started: nothing will write them
             return
         self._deadline = asyncio.get_running_loop().time() + timeout_s
         if self._wake is not None:
@@ -210,16 +210,30 @@ class AuditWriter:
         try:
             await asyncio.wait_for(asyncio.shield(task), timeout_s + 1.0)
         except TimeoutError:
-            task.cancel()
+            task.cancel()  # the task logs its batch and what is still queued as lost
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-            self._log_lost(self.queued)
 
     async def _run(self) -> None:
         try:
             await self._write_until_closed()
         finally:
-            await self._finish(0)  # a flush() waiting on a writer that stopped returns
+            # However the task ends (close, cancellation, an error), it takes no more
+            # records, and what is still queued is counted and logged as lost, so that
+            # flush() returns and nothing is silently left behind.
+            left = self._stop_taking()
+            if left:
+                self._forget_cards(left)
+                self._log_lost(len(left))
+            await self._finish(len(left))
+
+    def _stop_taking(self) -> list[AuditRecord]:
+        """Refuse further records; the ones still queued, taken out."""
+        with self._lock:
+            self._closing = True
+            left = list(self._incoming)
+            self._incoming.clear()
+        return left
 
     async def _write_until_closed(self) -> None:
         wake = self._wake
@@ -233,11 +247,14 @@ class AuditWriter:
                     await wake.wait()  # set by the next submit, or by close
                     wake.clear()
                 continue
-            if self._linger_s > 0 and not self._closing and len(batch) < self._max_batch:
-                await self._linger()
-                batch += self._take(self._max_batch - len(batch))
             try:
+                if self._linger_s > 0 and not self._closing and len(batch) < self._max_batch:
+                    await self._linger()
+                    batch += self._take(self._max_batch - len(batch))
                 await self._write_reliably(batch)
+            except asyncio.CancelledError:
+                self._log_lost(len(batch))  # taken from the queue, never written
+                raise
             finally:
                 self._forget_cards(batch)
                 await self._finish(len(batch))
@@ -289,7 +306,7 @@ class AuditWriter:
                 await self._write_batch([record])
                 self.written += 1
             except Exception as exc:
-                self.dropped += 1
+                self._count_dropped(1)
                 log.error(
                     "audit record refused by the database, dropped",
                     extra={"hookInstance": record.hook_instance, "error": type(exc).__name__},
@@ -308,5 +325,9 @@ class AuditWriter:
 
     def _log_lost(self, count: int) -> None:
         if count:
-            self.dropped += count
+            self._count_dropped(count)
             log.error("audit records not written before shutdown", extra={"records": count})
+
+    def _count_dropped(self, count: int) -> None:
+        with self._lock:  # submit() counts its refusals from other threads
+            self.dropped += count

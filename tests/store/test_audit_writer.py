@@ -231,3 +231,43 @@ async def test_records_submitted_while_closing_are_written_or_refused_never_lost
         assert writer.dropped == len(refused)
     finally:
         await background.stop()
+
+
+async def test_a_batch_cut_off_by_the_close_deadline_is_counted_as_lost() -> None:
+    async def stalled(records: Sequence[AuditRecord]) -> None:
+        await asyncio.sleep(3600)  # a database that never answers
+
+    async def ping() -> bool:
+        return True
+
+    writer = AuditWriter(stalled, ping)
+    writer.start()
+    for _ in range(3):
+        writer.submit(hook_call())
+    await asyncio.sleep(0.01)  # the writer has taken the batch and waits on the database
+    await asyncio.wait_for(writer.close(timeout_s=0.1), timeout=5.0)
+
+    assert writer.written == 0
+    assert writer.dropped == 3
+    assert writer.queued == 0
+
+
+async def test_a_cancelled_writer_counts_its_batch_and_its_queue_as_lost() -> None:
+    db = FlakyDatabase()
+    writer = writer_for(db, linger_s=1.0)
+    writer.start()
+    first = hook_call()
+    writer.submit(first)
+    await asyncio.sleep(0.01)  # the writer holds the first record and lingers
+    writer.submit(hook_call())  # still queued
+    task = writer._task
+    assert task is not None
+    task.cancel()  # as an event loop torn down without close() would
+    await asyncio.gather(task, return_exceptions=True)
+
+    await asyncio.wait_for(writer.flush(), timeout=1.0)  # returns: nothing is left to wait for
+    assert db.written == []
+    assert writer.dropped == 2
+    assert not any(writer.is_pending_card(card) for card in first.card_uuids)
+    assert writer.submit(hook_call()) is False  # a writer that stopped takes no more records
+    assert writer.dropped == 3
