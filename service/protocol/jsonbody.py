@@ -10,6 +10,7 @@ does orjson parse. Nothing here knows about CDS Hooks shapes; ``request.py`` and
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
@@ -126,12 +127,15 @@ def check_repeated_envelope_keys(body: bytes, parsed: Any) -> None:
     the two names occurs more than once in the raw bytes, which a normal request never
     does (FHIR resources use neither as a key); the trigger costs a ``bytes.count`` per
     name. ``parsed`` is the body as parsed: a top-level ``fhirServer`` that is not in it
-    is not in the body at all, so it cannot repeat and its count is skipped.
+    is not in the body at all, so it cannot repeat and its count is skipped. A key can
+    also be spelled with ``\\u`` escapes (``"fhir\\u0053erver"`` is ``fhirServer`` to
+    every parser), which the byte count cannot see: a body with any escaped key (which
+    no serializer writes for FHIR's ASCII names) gets the exact check too.
     """
     triggers = (
         _TRIGGERS if not isinstance(parsed, dict) or "fhirServer" in parsed else _PATIENT_ONLY
     )
-    if not any(body.count(key) > 1 for key in triggers):
+    if not any(body.count(key) > 1 for key in triggers) and not _has_escaped_key(body):
         return
     top = json.loads(body, object_pairs_hook=_PairsDict)
     if not isinstance(top, _PairsDict):
@@ -147,6 +151,13 @@ def check_repeated_envelope_keys(body: bytes, parsed: Any) -> None:
 
 _TRIGGERS: tuple[bytes, ...] = (b'"patientId"', b'"fhirServer"')
 _PATIENT_ONLY: tuple[bytes, ...] = (b'"patientId"',)
+_ESCAPE_IN_KEY = re.compile(rb'\\u[0-9A-Fa-f]{4}(?:[^"\\]|\\.)*"\s*:')
+"""A ``\\uXXXX`` escape followed by the rest of a string and a colon: an escaped key.
+(Outside strings JSON has no backslash, and a string followed by ``:`` is a key.)"""
+
+
+def _has_escaped_key(body: bytes) -> bool:
+    return b"\\" in body and _ESCAPE_IN_KEY.search(body) is not None
 
 
 class _PairsDict(dict[str, Any]):
