@@ -340,8 +340,8 @@ class HookBodyParser:
             values: dict[str, Any] = {}
             for name, key in self._reads:
                 raw = getattr(prefetch, name)
-                if raw:
-                    values[key] = built.load(raw, _PREFETCH_LEVEL)
+                if raw:  # a resource, or whatever was sent: as the general skim reads it
+                    values[key] = _prefetch_value(raw, built)
             for name, key in self._searches:
                 bundle = getattr(prefetch, name)
                 if bundle is None:

@@ -384,6 +384,11 @@ def test_the_declared_parser_gives_what_the_general_skim_gives(prefetch_: dict[s
         b'{"prefetch": null}',
         b'{"hook": "patient-view"}',
         b'{"hook": 5, "context": [], "prefetch": {"observations": 5}}',
+        # A Bundle sent for the read key: skimmed as the general skim does (the unread
+        # Observation's overflowing number and deep nesting are not looked at).
+        b'{"prefetch": {"patient": {"resourceType": "Bundle", "entry": [{"resource": '
+        b'{"resourceType": "Observation", "code": {"coding": [{"code": "8867-4"}]}, '
+        b'"v": 1e999, "deep": ' + b"[" * 70 + b"]" * 70 + b"}}]}}}",
     ],
 )
 def test_the_declared_parser_parses_other_envelopes_as_the_general_skim(body: bytes) -> None:
