@@ -20,6 +20,10 @@ AuthMode = Literal["required", "off"]
 LogFormat = Literal["json", "text", "auto"]
 
 PREFIX = "LIVER_CDS_"
+MIN_JSON_DEPTH = 16
+"""Lowest accepted ``LIVER_CDS_MAX_JSON_DEPTH``: a real hook request nests 9 levels and more
+(request, prefetch, Bundle, entry list, entry, Observation, code, coding list, coding), and
+the selective parse relies on the levels it builds itself (6) staying under the limit."""
 
 
 class SettingsError(ValueError):
@@ -133,6 +137,11 @@ class Settings:
         for name in ("max_body_bytes", "max_json_depth", "max_resources", "fhir_max_pages", "port"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{PREFIX}{name.upper()} must be positive")
+        if self.max_json_depth < MIN_JSON_DEPTH:
+            raise SettingsError(
+                f"{PREFIX}MAX_JSON_DEPTH must be at least {MIN_JSON_DEPTH}: an Observation in a "
+                "prefetch Bundle is already 9 levels deep"
+            )
         for name in ("fhir_timeout_s", "call_budget_s"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{PREFIX}{name.upper()} must be positive")

@@ -48,6 +48,7 @@ def test_values_are_converted_by_the_type_of_their_default() -> None:
         ),
         ({"LIVER_CDS_JWT_ALGORITHMS": "HS256"}, "HS256"),
         ({"LIVER_CDS_MAX_BODY_BYTES": "0"}, "LIVER_CDS_MAX_BODY_BYTES"),
+        ({"LIVER_CDS_MAX_JSON_DEPTH": "8"}, "LIVER_CDS_MAX_JSON_DEPTH must be at least 16"),
     ],
 )
 def test_unusable_values_are_rejected_naming_the_variable(

@@ -53,6 +53,13 @@ def parse_database_url(raw: str) -> DatabaseTarget:
         raise DatabaseUrlError("LIVER_CDS_DATABASE_URL is not a database URL") from exc
     backend = url.get_backend_name()
     if backend == "sqlite":
+        if url.query:
+            # e.g. ?uri=true (SQLite URI filenames): the file would not be the path this
+            # service prepares (its directory, WAL mode), so only plain paths are accepted.
+            raise DatabaseUrlError(
+                "LIVER_CDS_DATABASE_URL: a SQLite URL takes no query parameters; "
+                "use sqlite:///relative/path.db or sqlite:////absolute/path.db"
+            )
         database = url.database or ""
         path = None if database in ("", ":memory:") else Path(database)
         return DatabaseTarget(

@@ -54,7 +54,12 @@ def test_libpq_sslmode_becomes_asyncpg_ssl() -> None:
 
 @pytest.mark.parametrize(
     "raw",
-    ["mysql://u@h/db", "postgresql://u@h/db?schema=x;drop", "not a url"],
+    [
+        "mysql://u@h/db",
+        "postgresql://u@h/db?schema=x;drop",
+        "not a url",
+        "sqlite:///file:data.db?mode=ro&uri=true",
+    ],
 )
 def test_unusable_urls_are_refused_with_a_clear_error(raw: str) -> None:
     with pytest.raises(DatabaseUrlError, match="LIVER_CDS_DATABASE_URL"):
