@@ -227,6 +227,14 @@ class AuditWriter:
                 self._log_lost(len(left))
             await self._finish(len(left))
 
+    def hand_over(self) -> list[AuditRecord]:
+        """Stop a writer that never started; its queued records, for the one replacing it."""
+        if self._task is not None:
+            raise RuntimeError("a started audit writer is stopped with close()")
+        left = self._stop_taking()
+        self._forget_cards(left)
+        return left
+
     def _stop_taking(self) -> list[AuditRecord]:
         """Refuse further records; the ones still queued, taken out."""
         with self._lock:

@@ -126,9 +126,14 @@ class SqlStore:
             self._audit_loop = BackgroundLoop("liver-cds-audit")
             self._audit_loop.start()
 
+            # Records audited before start() move to the writer that will write them.
+            early = self._writer.hand_over()
+
             async def start_writer() -> tuple[AsyncEngine, AuditWriter]:
                 engine = factory()
                 writer = self._new_writer(engine)
+                for record in early:
+                    writer.submit(record)
                 writer.start()
                 return engine, writer
 

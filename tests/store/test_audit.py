@@ -8,8 +8,11 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from service.store import SqlStore
+from service.settings import Settings
+from service.store import SqlStore, open_store, parse_database_url
 from service.store import schema as t
+from service.store.engine import create_engine
+from service.store.sql import PatientRef
 
 from .conftest import OpenStore
 from .helpers import audit_rows, hook_call, rows
@@ -165,3 +168,23 @@ async def test_the_audit_is_written_while_the_service_loop_is_busy(store: SqlSto
     assert store.audit_written == len(calls)
     await store.flush_audit()
     assert len(await audit_rows(store)) == len(calls)
+
+
+async def test_records_audited_before_the_store_starts_are_written(database_url: str) -> None:
+    # The store is built, then started: a record audited in between (by an embedding
+    # application) goes to the writer that start() creates, not to a discarded one.
+    first = await open_store(Settings(database_url=database_url))  # creates the schema
+    await first.close()
+    target = parse_database_url(database_url)
+    store = SqlStore(
+        create_engine(target),
+        PatientRef("key", plain=False),
+        audit_engine=lambda: create_engine(target, writer=True),
+    )
+    call = hook_call()
+    store.audit(call)
+    await store.start()
+    await store.flush_audit()
+    audited = await rows(store, t.audit)
+    await store.close()
+    assert [row["hook_instance"] for row in audited] == [call.hook_instance]
