@@ -137,7 +137,10 @@ def check_repeated_envelope_keys(body: bytes, parsed: Any) -> None:
     )
     if not any(body.count(key) > 1 for key in triggers) and not _has_escaped_key(body):
         return
-    top = json.loads(body, object_pairs_hook=_PairsDict)
+    try:
+        top = json.loads(body, object_pairs_hook=_PairsDict)
+    except RecursionError:  # deep nesting the selective parse skipped, past Python's limit
+        raise BadRequest("JSON is nested too deeply to parse") from None
     if not isinstance(top, _PairsDict):
         return
     if "fhirServer" in top.repeated:

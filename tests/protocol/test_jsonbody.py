@@ -210,3 +210,11 @@ def test_an_escaped_key_that_does_not_repeat_is_accepted() -> None:
 )
 def test_escaped_keys_are_told_apart_from_escapes_in_values(body: bytes, escaped_key: bool) -> None:
     assert jsonbody._has_escaped_key(body) is escaped_key
+
+
+def test_the_exact_check_reports_nesting_too_deep_for_python_as_a_400() -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+    body = b'{"context": {"patientId": "a", "patientId": "b"}, "x": ' + deep + b"}"
+    with pytest.raises(BadRequest) as info:
+        check_repeated_envelope_keys(body, {})
+    assert "nested too deeply" in info.value.message
