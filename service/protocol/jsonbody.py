@@ -155,8 +155,9 @@ def check_repeated_envelope_keys(body: bytes, parsed: Any) -> None:
 _TRIGGERS: tuple[bytes, ...] = (b'"patientId"', b'"fhirServer"')
 _PATIENT_ONLY: tuple[bytes, ...] = (b'"patientId"',)
 _ESCAPE_IN_KEY = re.compile(rb'\\u[0-9A-Fa-f]{4}(?:[^"\\]|\\.)*"\s*:')
-"""A ``\\uXXXX`` escape followed by the rest of a string and a colon: an escaped key.
-(Outside strings JSON has no backslash, and a string followed by ``:`` is a key.)"""
+"""A ``\\u`` escape (four hex digits) followed by the rest of a string and a colon: an
+escaped key. (Outside strings JSON has no backslash, and a string followed by ``:`` is a
+key.)"""
 
 
 def _has_escaped_key(body: bytes) -> bool:

@@ -42,6 +42,13 @@ def writer_for(db: FlakyDatabase, **options: float) -> AuditWriter:
     return AuditWriter(db.write, db.ping, retry_initial_s=0.001, retry_max_s=0.002, **options)  # type: ignore[arg-type]
 
 
+async def started_writer(db: FlakyDatabase, **options: float) -> AuditWriter:
+    """A writer started on the running loop (run it on a background loop to put it there)."""
+    writer = writer_for(db, **options)
+    writer.start()
+    return writer
+
+
 async def test_records_submitted_before_close_are_all_written() -> None:
     db = FlakyDatabase()
     writer = writer_for(db)
@@ -158,13 +165,7 @@ async def test_records_from_another_thread_wake_the_writer_once_per_batch_not_pe
         return original(*args, **kwargs)
 
     try:
-
-        async def start_writer() -> AuditWriter:
-            writer = writer_for(db, linger_s=0.5)
-            writer.start()
-            return writer
-
-        writer = await background.run(start_writer())
+        writer = await background.run(started_writer(db, linger_s=0.5))
         background.loop.call_soon_threadsafe = counted  # type: ignore[method-assign]
         calls = [hook_call() for _ in range(50)]
         for call in calls:
@@ -202,13 +203,7 @@ async def test_records_submitted_while_closing_are_written_or_refused_never_lost
     background = BackgroundLoop("test-audit-close")
     background.start()
     try:
-
-        async def start_writer() -> AuditWriter:
-            writer = writer_for(db, linger_s=0.001)
-            writer.start()
-            return writer
-
-        writer = await background.run(start_writer())
+        writer = await background.run(started_writer(db, linger_s=0.001))
         accepted: list[str] = []
         refused: list[str] = []
         started = threading.Event()
