@@ -202,7 +202,9 @@ class AuditWriter:
             self._closing = True
         task = self._task
         if task is None or task.done():
-            self._log_lost(len(self._stop_taking()))  # never started: nothing will write them
+            left = self._stop_taking()  # never started (or already stopped): nothing writes them
+            self._forget_cards(left)
+            self._log_lost(len(left))
             return
         self._deadline = asyncio.get_running_loop().time() + timeout_s
         if self._wake is not None:
