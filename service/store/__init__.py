@@ -5,6 +5,8 @@ The one entry point is :func:`open_store`; callers see the :class:`Store` protoc
 
 from __future__ import annotations
 
+import asyncio
+
 from service.settings import Settings
 from service.store.base import (
     AuditRecord,
@@ -45,7 +47,8 @@ async def open_store(settings: Settings) -> SqlStore:
     database cannot be reached (start-up should fail loudly then).
     """
     target = parse_database_url(settings.database_url)
-    engine = create_engine(target)
+    # In a thread: on SQLite, preparing the file may wait for another process's lock.
+    engine = await asyncio.to_thread(create_engine, target)
     try:
         audit_key = await migrate(engine, target, settings.audit_key)
     except BaseException:
