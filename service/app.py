@@ -43,6 +43,7 @@ from service.clinical.engine import assess
 from service.fhir import prefetch
 from service.fhir.client import FhirClients
 from service.fhir.skim import HookBodyParser
+from service.jsondepth import load_json
 from service.observability import FEEDBACK_ITEMS, HOOK_CALLS, HOOK_LATENCY, get_logger
 from service.openapi import openapi_document
 from service.protocol import (
@@ -63,7 +64,6 @@ from service.protocol.jsonbody import (
     check_content_type,
     check_declared_length,
     check_repeated_envelope_keys,
-    load_json,
     parse_json,
     read_body,
 )

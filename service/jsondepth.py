@@ -10,8 +10,11 @@ Both need the same byte-level count, so it lives here, below both layers.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
-__all__ = ["JsonTooDeep", "check_depth", "json_depth"]
+import orjson
+
+__all__ = ["JsonTooDeep", "check_depth", "json_depth", "load_json"]
 
 
 class JsonTooDeep(ValueError):
@@ -75,3 +78,10 @@ def check_depth(parts: Iterable[bytes | memoryview], level: int, max_depth: int)
     budget = max_depth - level
     if budget < 0 or json_depth(joined, budget) > budget:
         raise JsonTooDeep(f"JSON is nested more than {max_depth} levels deep")
+
+
+def load_json(body: bytes, max_depth: int) -> Any:
+    """``orjson.loads`` after counting the nesting depth of the whole body on its bytes."""
+    if json_depth(body, max_depth) > max_depth:
+        raise JsonTooDeep(f"JSON is nested more than {max_depth} levels deep")
+    return orjson.loads(body)

@@ -85,10 +85,8 @@ def gcthreshold(value: str) -> None:
 
 def nodepth(_: str) -> None:
     from service import jsondepth
-    from service.protocol import jsonbody
 
     jsondepth.json_depth = lambda body, limit: 0
-    jsonbody.json_depth = lambda body, limit: 0
 
 
 def nodupcheck(_: str) -> None:

@@ -49,7 +49,7 @@ import orjson
 from service.fhir.bundle import SKIPPED_ENTRY, SKIPPED_OBSERVATION
 from service.fhir.codes import OBSERVATION_CODES
 from service.fhir.prefetch import expected_type
-from service.jsondepth import JsonTooDeep, check_depth, json_depth
+from service.jsondepth import JsonTooDeep, check_depth, load_json
 
 __all__ = ["SKIPPED_OBSERVATION", "HookBodyParser", "parse_hook_body"]
 
@@ -185,9 +185,7 @@ def _parse(body: bytes, max_depth: int) -> Any:
     try:
         envelope = _decode_envelope(body)
     except _REFUSED:
-        if json_depth(body, max_depth) > max_depth:
-            raise JsonTooDeep(f"JSON is nested more than {max_depth} levels deep") from None
-        return orjson.loads(body)
+        return load_json(body, max_depth)  # not an envelope object: parsed and checked whole
     built = _Built()
     data = _envelope_values(envelope, built)
     prefetch = envelope.prefetch

@@ -14,9 +14,7 @@ import re
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
-import orjson
-
-from service.jsondepth import JsonTooDeep, json_depth
+from service.jsondepth import JsonTooDeep, load_json
 from service.protocol.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType, shorten
 
 JSON_MEDIA_TYPES = frozenset({"application/json", "application/fhir+json"})
@@ -85,8 +83,9 @@ def parse_json(
     orjson rejects what JSON does not allow (NaN, Infinity, invalid UTF-8, lone surrogates,
     trailing content, numbers that overflow a double) and caps nesting at 1024 itself;
     our own limit (``LIVER_CDS_MAX_JSON_DEPTH``) is checked on the bytes first
-    (:func:`load_json`), so no deeply nested value ever reaches code that walks it.
-    ``decode(body, max_depth)`` replaces :func:`load_json` for a caller that knows a
+    (:func:`service.jsondepth.load_json`), so no deeply nested value ever reaches code
+    that walks it.
+    ``decode(body, max_depth)`` replaces ``load_json`` for a caller that knows a
     cheaper parse of its body (the hook call's :func:`service.fhir.skim.parse_hook_body`,
     which checks the depth of what it builds); it signals bad JSON with a ``ValueError``
     and a value nested too deep with :class:`service.jsondepth.JsonTooDeep`.
@@ -101,13 +100,6 @@ def parse_json(
         raise BadRequest("request body is not valid JSON: it is not UTF-8") from None
     except ValueError as exc:  # orjson.JSONDecodeError is one
         raise BadRequest(f"request body is not valid JSON: {exc}") from None
-
-
-def load_json(body: bytes, max_depth: int) -> Any:
-    """``orjson.loads`` after counting the nesting depth of the whole body on its bytes."""
-    if json_depth(body, max_depth) > max_depth:
-        raise JsonTooDeep(f"JSON is nested more than {max_depth} levels deep")
-    return orjson.loads(body)
 
 
 # --- repeated keys ------------------------------------------------------------------------------
