@@ -12,12 +12,25 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Literal, get_args
 
-TumourKind = Literal["hcc", "secondary", "other-liver-primary"]
+TumourKind = Literal["hcc", "secondary", "other-liver-primary", "unspecified"]
 PrimarySite = Literal[
-    "colorectal", "neuroendocrine", "pancreas", "breast", "lung", "stomach", "other", "unknown"
+    "colorectal",
+    "neuroendocrine",
+    "neuroendocrine-carcinoma",
+    "pancreas",
+    "breast",
+    "lung",
+    "stomach",
+    "other",
+    "unknown",
 ]
-Distribution = Literal["right", "left", "bilobar", "diffuse", "unknown"]
-PortalHypertension = Literal["present", "suspected", "absent"]
+Distribution = Literal["right", "left", "caudate", "bilobar", "diffuse", "unknown"]
+PortalHypertension = Literal["present", "suspected", "not-excluded", "absent", "unknown"]
+PortalHypertensionBasis = Literal["condition", "ascites", "platelets", "no-cirrhosis", "unknown"]
+"""How portal hypertension was judged (rule set v2, cards.md: the card says which)."""
+PriorLiverResection = Literal["none", "hemihepatectomy", "other"]
+ExtrahepaticSite = Literal["lung", "lymph-node", "other"]
+Section = Literal["left-lateral", "left-medial", "right-anterior", "right-posterior", "caudate"]
 Symptom = Literal[
     "jaundice",
     "ascites",
@@ -66,6 +79,8 @@ RiskModifier = Literal[
     "low-flr",
     "ascites",
     "jaundice",
+    "abnormal-liver-tests",
+    "previous-liver-resection",
 ]
 """Patient-specific facts named in the risk text of the options they affect (§6)."""
 
@@ -78,6 +93,11 @@ MissingFact = Literal[
     "largest-size",
     "flr",
     "age",
+    "tumour-type",  # rule 1a: primary liver cancer or metastasis, and which type
+    "portal-hypertension",  # v2 §5: hcc with cirrhosis and no platelet count
+    "jaundice-cause",  # rule 4a: bile-duct imaging first
+    "afp",
+    "procedures",  # the procedures prefetch could not be had: previous surgery unchecked
 ]
 
 
@@ -181,6 +201,36 @@ class Facts:
     """Assumptions made while reading (no status counted as final, time read as UTC, ...)."""
     primary_condition: str | None = None
     """Reference of the Condition that gave ``primary_site``, when one did."""
+    # --- rule set v2 (clinical-rules.md §2 rows marked v2) ---------------------------------
+    unspecified_codes: tuple[str, ...] = ()
+    """The C22.8 / C22.9 codes that made tumour_kind ``unspecified`` (rule 1a names them)."""
+    liver_code_unstated: bool = False
+    """C22.9 read as secondary because of a known non-liver primary (the card says the liver
+    code did not state it)."""
+    single_section: bool = False
+    section: Section | None = None
+    """The Couinaud section when ``single_section``."""
+    extrahepatic_limited: bool = False
+    """Extrahepatic disease whose every site is lung or lymph node."""
+    extrahepatic_sites: frozenset[ExtrahepaticSite] = frozenset()
+    portal_hypertension_basis: PortalHypertensionBasis = "no-cirrhosis"
+    bilirubin_above_normal: bool = False
+    bilirubin_uln: Measurement | None = None
+    """The upper limit of normal used (referenceRange.high or the default), in the unit of
+    the bilirubin value it was compared with."""
+    jaundice: bool = False
+    """Latest bilirubin above the jaundice cut-off, or a current (not since resolved)
+    jaundice Condition."""
+    prior_liver_resection: PriorLiverResection = "none"
+    prior_liver_resection_date: datetime | None = None
+    prior_liver_resection_source: str | None = None
+    """Reference of the Procedure that decided ``prior_liver_resection``."""
+    procedures_checked: bool = True
+    """False when no Procedure data could be had (the card says previous liver surgery
+    could not be checked)."""
+    deceased: bool = False
+    imaging_date: datetime | None = None
+    """Date of the latest imaging Observation used (size, count, FLR)."""
 
 
 @dataclass(frozen=True)
@@ -277,6 +327,10 @@ class Assessment:
     facts_used: tuple[str, ...] = ()
     """Names of the facts (clinical-rules.md §2) that the rules consulted up to and including
     the deciding one, in the order they were consulted (the card's "why")."""
+    flr_low: bool | None = None
+    """§2 ``flr_low`` at the threshold that applies; None when the FLR is unknown."""
+    major_resection: bool = False
+    """§2 ``major_resection``: resection by location names a hemihepatectomy."""
 
     @property
     def has_cards(self) -> bool:
