@@ -70,6 +70,21 @@ class Settings:
     """Directory with the card content; empty means the ``cards/`` shipped with the service."""
     smart_app_url: str = ""
 
+    # --- SMART on FHIR app: the full assessment view (service/smart) -----------------------
+    smart_client_id: str = ""
+    """Client id the EHR's authorization server registered for the app; empty: app off."""
+    smart_client_secret: str = ""
+    """Empty: a public client (PKCE only); set: a confidential client (client_secret_basic)."""
+    smart_allowed_iss: tuple[str, ...] = ()
+    """FHIR base URLs (launch ``iss``) the app accepts; required when the app is on."""
+    smart_scopes: str = (
+        "launch patient/Patient.rs patient/Condition.rs patient/Observation.rs patient/Procedure.rs"
+    )
+    smart_session_key: str = ""
+    """Key signing the session cookie (at least 32 characters); empty: random per process."""
+    smart_session_ttl_s: int = 3600
+    """How long a launched session (and its access token) is kept, at most."""
+
     # --- Security --------------------------------------------------------------------------
     auth: AuthMode = "off"
     trust_file: str = ""
@@ -151,11 +166,49 @@ class Settings:
                 f"LIVER_CDS_JWT_ALGORITHMS: {', '.join(bad)} not allowed "
                 f"(choose from {', '.join(sorted(ALLOWED_JWT_ALGORITHMS))})"
             )
+        if self.smart_client_id:
+            _check_smart(self)
+
+    @property
+    def smart_enabled(self) -> bool:
+        """The SMART app's routes are served (``LIVER_CDS_SMART_CLIENT_ID`` is set)."""
+        return bool(self.smart_client_id)
 
     @property
     def public_base(self) -> str:
         """``public_url`` without a trailing slash."""
         return self.public_url.rstrip("/")
+
+
+def _check_smart(settings: Settings) -> None:
+    """The SMART app's settings: every launch ``iss`` and the redirect URI must be usable."""
+    from service.security.urls import UrlError, is_https_or_loopback_http
+
+    if not settings.smart_allowed_iss:
+        raise SettingsError(
+            "LIVER_CDS_SMART_CLIENT_ID needs LIVER_CDS_SMART_ALLOWED_ISS (the EHR FHIR base "
+            "URLs a launch may name)"
+        )
+    for name, urls in (
+        ("LIVER_CDS_SMART_ALLOWED_ISS", settings.smart_allowed_iss),
+        ("LIVER_CDS_PUBLIC_URL", (settings.public_base,)),
+    ):
+        for url in urls:
+            try:
+                usable = is_https_or_loopback_http(url)
+            except UrlError as exc:
+                raise SettingsError(f"{name}: {exc}") from None
+            if not usable:
+                raise SettingsError(f"{name}: https is required (http only for loopback)")
+    if settings.smart_session_key and len(settings.smart_session_key) < 32:
+        raise SettingsError("LIVER_CDS_SMART_SESSION_KEY must be at least 32 characters")
+    if settings.smart_session_ttl_s <= 0:
+        raise SettingsError("LIVER_CDS_SMART_SESSION_TTL_S must be positive")
+    if settings.workers > 1:
+        raise SettingsError(
+            "the SMART app keeps its sessions in the process: run it with LIVER_CDS_WORKERS=1 "
+            "(scale with replicas behind session affinity)"
+        )
 
 
 ALLOWED_JWT_ALGORITHMS = frozenset({"ES384", "RS384", "ES256", "RS256", "ES512", "RS512"})
