@@ -466,9 +466,17 @@ def data_needed_summaries(content: CardContent) -> dict[str, str]:
     }
 
 
+MORE_ITEMS = " and {count} more"
+"""Appended to the data-needed summary's ``{items}`` when not every item fits."""
+
+
 def longest_items(content: CardContent) -> str:
-    """``{items}`` at its longest: every item listed."""
-    return ", ".join(item.short for item in content.missing.values())
+    """``{items}`` at its longest that the summary must always fit: the longest single
+    item and the count of all the others (the renderer lists as many as fit, then the
+    count, :func:`service.render.data_needed.data_needed_summary`)."""
+    shorts = [item.short for item in content.missing.values()]
+    longest = max(shorts, key=len, default="")
+    return longest + MORE_ITEMS.format(count=max(len(shorts) - 1, 0))
 
 
 def _template_problems(where: str, template: str, allowed: tuple[str, ...]) -> list[str]:

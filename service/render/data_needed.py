@@ -16,7 +16,7 @@ from typing import Any
 from service.clinical.model import Assessment, MissingItem
 from service.render import markdown as md
 from service.render import proposals, templates
-from service.render.content import SUMMARY_MAX, CardContent, MissingContent
+from service.render.content import MORE_ITEMS, SUMMARY_MAX, CardContent, MissingContent
 
 CARD_TOPIC_SYSTEM = "https://liver-cds.org/fhir/CodeSystem/card-topic"
 _BRACKETS = re.compile(r"\(([^)]*)\)")
@@ -47,8 +47,13 @@ def data_needed_summary(content: CardContent, items: list[MissingItem]) -> str:
         if any(i.essential for i in items)
         else content.data_summary_refine
     )
-    names = ", ".join(_item_content(content, i.fact).short for i in items)
-    text = templates.fill(template, {"items": names})
+    shorts = [_item_content(content, i.fact).short for i in items]
+    text = templates.fill(template, {"items": ", ".join(shorts)})
+    shown = len(shorts)
+    while len(text) > SUMMARY_MAX and shown > 1:
+        shown -= 1  # list what fits, then count the rest ("and 3 more")
+        names = ", ".join(shorts[:shown]) + MORE_ITEMS.format(count=len(shorts) - shown)
+        text = templates.fill(template, {"items": names})
     return text if len(text) <= SUMMARY_MAX else text[: SUMMARY_MAX - 1] + "…"
 
 

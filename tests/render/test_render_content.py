@@ -189,7 +189,7 @@ def test_a_long_data_needed_name_is_refused(tmp_path: Path) -> None:
     cards = copy_cards(tmp_path)
 
     def longer(data: Any) -> None:
-        data["items"]["ecog"]["short"] = "ECOG or Karnofsky performance status"
+        data["items"]["ecog"]["short"] = "ECOG or Karnofsky performance status, " * 3
 
     edit(cards, "data-needed.yaml", longer)
     assert "data-needed.yaml: summary.essential" in load_error(cards)
