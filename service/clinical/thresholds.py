@@ -58,6 +58,19 @@ class Thresholds:
     """Rule 22: other primaries are potentially resectable up to this many lesions."""
     sbrt_max_lesions: int = 3
     """Rule 23: SBRT is offered up to this many lesions."""
+    colorectal_parenchyma_sparing_max_lesions: int = 3
+    """Rule set v2, resection by location: colorectal disease with at most this many lesions
+    (not single_section) also offers local (parenchyma-sparing) resection beside the
+    hemihepatectomy."""
+    colorectal_bilobar_max_lesions: int = 10
+    """Rules 19 and 19a: bilobar colorectal disease above this many lesions gets conversion
+    chemotherapy first (19a)."""
+
+    # --- AFP (rule set v2: informational on transplant evaluation) ----------------------------
+    afp_meld_exception_note: float = 1000.0
+    """hcc with AFP above this (ng/mL): the transplant-evaluation option says a MELD exception
+    needs AFP below :attr:`afp_meld_exception_max` after locoregional therapy."""
+    afp_meld_exception_max: float = 500.0
 
     # --- Child-Pugh (§4): boundaries belong to the middle band -------------------------------
     cp_bilirubin_low: float = 2.0
