@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Literal, get_args
 
+# Re-exported for compatibility: the note type lives in the leaf module service/notes.py.
+from service.notes import DataQualityNote as DataQualityNote
+
 TumourKind = Literal["hcc", "secondary", "other-liver-primary", "unspecified"]
 PrimarySite = Literal[
     "colorectal",
@@ -131,16 +134,6 @@ class Evidence:
     ``"1 (from Karnofsky 80)"``."""
     date: datetime | None = None
     sources: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class DataQualityNote:
-    """A resource that was skipped or read with a caveat, named without its contents."""
-
-    resource: str
-    """``"Observation/abc"``, or ``"Observation (no id)"``, or ``"Bundle entry 7"``."""
-    problem: str
-    """What was wrong, in words, never the resource's contents (no PHI)."""
 
 
 @dataclass(frozen=True)

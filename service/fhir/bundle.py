@@ -21,7 +21,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from service.clinical.model import DataQualityNote
+from service.notes import DataQualityNote
 from service.observability import get_logger
 
 __all__ = [

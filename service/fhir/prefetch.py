@@ -33,7 +33,7 @@ from typing import Any, Final
 
 import httpx
 
-from service.clinical.model import DataQualityNote
+from service.notes import DataQualityNote
 from service.observability import get_logger
 from service.settings import Settings
 

@@ -22,7 +22,7 @@ from typing import Any, Final
 
 import msgspec
 
-from service.clinical.model import DataQualityNote
+from service.notes import DataQualityNote
 from service.fhir import codes
 from service.fhir.bundle import SKIPPED_OBSERVATION
 from service.fhir.codes import LiverSite, ObservationKind

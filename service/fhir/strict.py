@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from service.clinical.model import DataQualityNote
+from service.notes import DataQualityNote
 from service.fhir.read import resource_ref
 
 MAX_PROBLEMS_PER_RESOURCE: Final = 50
