@@ -27,6 +27,12 @@ MAX_TEXT = 4000
 """Longest accepted free-text comment (characters); longer ones are refused, not cut."""
 MAX_ID = 200
 """Longest accepted card or suggestion id."""
+MAX_REASON_DISPLAY = 1000
+"""Longest accepted ``overrideReason.reason.display``: its column's width. A longer one is
+refused with 400, never stored cut short (the feedback report would show a different
+reason from the one the clinician picked, without saying so)."""
+MAX_REASON_SYSTEM = 500
+"""Longest accepted ``overrideReason.reason.system``: its column's width (refused, not cut)."""
 
 _OUTCOMES: tuple[FeedbackOutcome, ...] = ("accepted", "overridden")
 
@@ -104,7 +110,12 @@ def _timestamp(text: str, name: str) -> datetime:
         ) from None
     if value.tzinfo is None or value.utcoffset() is None:
         raise BadRequest(f"{name} must include a time zone (e.g. 'Z' for UTC)")
-    return value.astimezone(UTC)
+    try:
+        # 9999-12-31T23:59:59-14:00 is after year 9999 in UTC, 0001-01-01T00:00:00+14:00
+        # before year 1: Python's datetime cannot hold either instant.
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise BadRequest(f"{name} is outside the years 0001-9999 once converted to UTC") from None
 
 
 def _accepted_suggestions(value: Any, where: str) -> tuple[str, ...]:
@@ -150,17 +161,17 @@ def _override_reason(
     if not isinstance(reason, dict):
         raise BadRequest(f"{name}.reason must be a Coding object, not {type_name(reason)}")
     code = _string(reason, "code", f"{name}.reason", limit=MAX_ID)
-    system = _coding_text(reason, "system", f"{name}.reason")
-    display = _coding_text(reason, "display", f"{name}.reason")
+    system = _coding_text(reason, "system", f"{name}.reason", limit=MAX_REASON_SYSTEM)
+    display = _coding_text(reason, "display", f"{name}.reason", limit=MAX_REASON_DISPLAY)
     return code, system, display, comment
 
 
-def _coding_text(coding: dict[str, Any], key: str, where: str) -> str | None:
+def _coding_text(coding: dict[str, Any], key: str, where: str, *, limit: int) -> str | None:
     value = coding.get(key)
     if value is None:
         return None
     if not isinstance(value, str):
         raise BadRequest(f"{where}.{key} must be a string, not {type_name(value)}")
-    if len(value) > MAX_TEXT:
-        raise BadRequest(f"{where}.{key} is longer than {MAX_TEXT} characters")
+    if len(value) > limit:
+        raise BadRequest(f"{where}.{key} is longer than {limit} characters")
     return value or None

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from service.protocol.errors import BadRequest
-from service.protocol.feedback import parse_feedback
+from service.protocol.feedback import MAX_REASON_DISPLAY, MAX_REASON_SYSTEM, parse_feedback
+from service.store import schema as store_schema
 
 RECEIVED = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 SERVICE = "liver-metastasis-resectability"
@@ -198,3 +199,41 @@ def item(**changes: Any) -> dict[str, Any]:
 )
 def test_bad_feedback_is_refused_naming_the_item_and_field(body: Any, fragment: str) -> None:
     assert fragment in refused(body)
+
+
+@pytest.mark.parametrize("stamp", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00"])
+def test_a_timestamp_that_overflows_in_utc_is_refused_naming_the_field(stamp: str) -> None:
+    message = refused({"feedback": [item(outcomeTimestamp=stamp)]})
+    assert message.startswith("feedback[0].outcomeTimestamp ")
+    assert "0001-9999" in message
+
+
+def test_the_last_and_first_instants_that_fit_are_accepted() -> None:
+    (late,) = parse({"feedback": [item(outcomeTimestamp="9999-12-31T09:59:59-14:00")]})
+    (early,) = parse({"feedback": [item(outcomeTimestamp="0001-01-01T14:00:00+14:00")]})
+    assert late.outcome_timestamp == datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+    assert early.outcome_timestamp == datetime(1, 1, 1, 0, 0, tzinfo=UTC)
+
+
+def overridden(**reason: Any) -> dict[str, Any]:
+    coding = {"system": "https://example.org/reasons", "code": "other", **reason}
+    return item(outcome="overridden", acceptedSuggestions=..., overrideReason={"reason": coding})
+
+
+def test_an_override_display_longer_than_its_column_is_refused_not_cut() -> None:
+    """The store's column holds 1,000 characters; a longer display is a 400 naming the field,
+    so the feedback report never shows a reason cut short without saying so."""
+    message = refused({"feedback": [overridden(display="d" * (MAX_REASON_DISPLAY + 1))]})
+    assert message == (
+        f"feedback[0].overrideReason.reason.display is longer than {MAX_REASON_DISPLAY} characters"
+    )
+    (kept,) = parse({"feedback": [overridden(display="d" * MAX_REASON_DISPLAY)]})
+    assert kept.override_reason_display == "d" * MAX_REASON_DISPLAY
+    message = refused({"feedback": [overridden(system="s" * (MAX_REASON_SYSTEM + 1))]})
+    assert "overrideReason.reason.system is longer than" in message
+
+
+def test_the_reason_limits_are_the_store_columns_widths() -> None:
+    columns = store_schema.feedback.c
+    assert columns.override_reason_display.type.length == MAX_REASON_DISPLAY
+    assert columns.override_reason_system.type.length == MAX_REASON_SYSTEM
