@@ -189,7 +189,7 @@ class JwtAuthenticator:
                     "verify_signature": True,
                     "verify_exp": True,
                     "verify_iat": True,
-                    "verify_nbf": True,
+                    "verify_nbf": False,  # checked below, under its own reason
                     "verify_aud": False,  # checked below: exact URL, one-element list only
                     "verify_iss": False,  # already matched against the allowlist
                 },
@@ -208,6 +208,15 @@ class JwtAuthenticator:
             raise AuthenticationError("key-alg-mismatch") from None
         except jwt.PyJWTError:
             raise AuthenticationError("malformed") from None
+        nbf = claims.get("nbf")
+        if nbf is not None:
+            # PyJWT reports a future nbf and a future iat with one exception type; the
+            # operator needs to know which claim was early (the EHR's clock, or a token
+            # minted for later), so nbf is checked here, with PyJWT's rule.
+            if not isinstance(nbf, int | float) or isinstance(nbf, bool):
+                raise AuthenticationError("bad-nbf")
+            if nbf > self._clock() + self._leeway:
+                raise AuthenticationError("nbf-in-future")
         jti = claims.get("jti")
         if not isinstance(jti, str) or not jti or len(jti) > 512:
             raise AuthenticationError("bad-jti")

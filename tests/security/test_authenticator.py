@@ -284,6 +284,21 @@ async def test_iat_in_the_future(make_authenticator: Any, ec_key: SigningKey) ->
     assert await rejected(auth, "Bearer " + token) == "iat-in-future"
 
 
+async def test_nbf_in_the_future_is_named_as_such(
+    make_authenticator: Any, ec_key: SigningKey
+) -> None:
+    """A token minted now but valid only later is logged as nbf-in-future, not iat-in-future:
+    the operator looks for a different mistake (a token minted for later, not a clock)."""
+    now = int(time.time())
+    auth = make_authenticator(trust_config(issuer([ec_key])))
+    later = sign(ec_key, claims(iat=now, nbf=now + 600, exp=now + 900))
+    assert await rejected(auth, "Bearer " + later) == "nbf-in-future"
+    odd = sign(ec_key, claims(iat=now, nbf="tomorrow", exp=now + 300))
+    assert await rejected(auth, "Bearer " + odd) == "bad-nbf"
+    within_leeway = sign(ec_key, claims(iat=now, nbf=now + 30, exp=now + 300))
+    assert (await auth.authenticate("Bearer " + within_leeway, AUDIENCE)).iss == ISS
+
+
 @pytest.mark.parametrize("claim", ["exp", "iat", "jti", "aud"])
 async def test_required_claims(make_authenticator: Any, ec_key: SigningKey, claim: str) -> None:
     auth = make_authenticator(trust_config(issuer([ec_key])))
