@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import statistics
 import sys
 import tempfile
 import timeit
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,19 +63,23 @@ NOT_SUMMED = frozenset(
         "json_depth of body (strict)",
         "parse_hook_body (general skim)",
         "select (read.py)",
+        "prefetch.resolve (unpack)",
+        "assess (select+facts+rules)",
+        "render_cards",
     }
 )
-"""Stages shown for comparison, or already inside another stage (select is in assess)."""
+"""Stages shown for comparison, or already inside another stage (select is in assess;
+resolve, assess and render_cards are the parts of pipeline.evaluate, shown as its breakdown)."""
 
 
 def pipeline_stages(body: bytes, settings: Any) -> list[tuple[str, Callable[[], object]]]:
     """One callable per stage of the hot path, each fed by the previous stage's output."""
     from service.clinical.engine import assess
     from service.fhir import prefetch
-    from service.fhir.client import FhirClients
     from service.fhir.read import select
     from service.fhir.skim import HookBodyParser, parse_hook_body
     from service.jsondepth import json_depth
+    from service.pipeline import Evaluation, evaluate, thresholds_for
     from service.protocol import find_service, parse_hook_request
     from service.protocol.audit import card_ids
     from service.protocol.jsonbody import check_repeated_envelope_keys
@@ -87,7 +90,7 @@ def pipeline_stages(body: bytes, settings: Any) -> list[tuple[str, Callable[[], 
     parse = HookBodyParser(service.prefetch)  # what the service parses with
     data = parse(body, settings.max_json_depth)
     hook = parse_hook_request(data, service)
-    clients = FhirClients(settings)
+    at = workloads.EVALUATED_AT
 
     async def _resolve() -> prefetch.PrefetchResult:
         return await prefetch.resolve(
@@ -97,17 +100,21 @@ def pipeline_stages(body: bytes, settings: Any) -> list[tuple[str, Callable[[], 
             fhir_server=None,
             access_token=None,
             user_id=hook.user_id,
-            clients=clients,
+            clients=None,
             settings=settings,
             deadline=1e18,
         )
 
+    def _evaluate() -> Evaluation:
+        return loop.run_until_complete(evaluate(service, hook, settings=settings, at=at))
+
     loop = asyncio.new_event_loop()
     resolved = loop.run_until_complete(_resolve())
-    at = workloads.EVALUATED_AT
-    assessment = assess(resolved.resources, patient_id=hook.patient_id, at=at, notes=resolved.notes)
+    evaluation = _evaluate()
+    assessment = evaluation.assessment
+    thresholds = thresholds_for(settings)
     ctx = RenderContext(patient_id=hook.patient_id, cards_dir=settings.cards_dir)
-    cards = render_cards(assessment, ctx)
+    cards = evaluation.cards
     response = {"cards": cards}
 
     return [
@@ -117,12 +124,17 @@ def pipeline_stages(body: bytes, settings: Any) -> list[tuple[str, Callable[[], 
         ("HookBodyParser (skim+depth)", lambda: parse(body, settings.max_json_depth)),
         ("repeated-key check", lambda: check_repeated_envelope_keys(body, data)),
         ("parse_hook_request", lambda: parse_hook_request(data, service)),
+        ("pipeline.evaluate (resolve+assess+cards)", _evaluate),
         ("prefetch.resolve (unpack)", lambda: loop.run_until_complete(_resolve())),
         ("select (read.py)", lambda: select(resolved.resources, hook.patient_id)),
         (
             "assess (select+facts+rules)",
             lambda: assess(
-                resolved.resources, patient_id=hook.patient_id, at=at, notes=resolved.notes
+                resolved.resources,
+                patient_id=hook.patient_id,
+                at=at,
+                notes=resolved.notes,
+                thresholds=thresholds,
             ),
         ),
         ("render_cards", lambda: render_cards(assessment, ctx)),
@@ -131,41 +143,17 @@ def pipeline_stages(body: bytes, settings: Any) -> list[tuple[str, Callable[[], 
     ]
 
 
-@contextlib.asynccontextmanager
-async def running(app: Any) -> AsyncIterator[None]:
-    """Drive the ASGI lifespan as uvicorn does (ASGITransport does not)."""
-    queue: asyncio.Queue[dict[str, str]] = asyncio.Queue()
-    sent: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-
-    async def receive() -> dict[str, str]:
-        return await queue.get()
-
-    async def send(message: dict[str, Any]) -> None:
-        await sent.put(message)
-
-    task = asyncio.create_task(app({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send))
-    await queue.put({"type": "lifespan.startup"})
-    started = await sent.get()
-    if started["type"] != "lifespan.startup.complete":
-        raise RuntimeError(f"lifespan start-up failed: {started}")
-    try:
-        yield
-    finally:
-        await queue.put({"type": "lifespan.shutdown"})
-        await sent.get()
-        await task
-
-
 async def time_asgi(body: bytes, settings: Any, seconds: float = 2.0) -> tuple[float, float]:
     """Median and p95 microseconds of whole hook calls through httpx.ASGITransport."""
     import httpx
+    from asgi_lifespan import LifespanManager
 
     from service.app import create_app
 
     app = create_app(settings, clock=lambda: workloads.EVALUATED_AT)
     samples: list[float] = []
-    async with running(app):
-        transport = httpx.ASGITransport(app=app)
+    async with LifespanManager(app) as running:  # hands the lifespan state to requests
+        transport = httpx.ASGITransport(app=running.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
             headers = {"content-type": "application/json"}
             for _ in range(5):  # warm-up

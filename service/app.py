@@ -27,7 +27,7 @@ import traceback
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 import httpx
 from starlette.applications import Starlette
@@ -39,13 +39,13 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from service import observability
-from service.clinical.engine import assess
 from service.fhir import prefetch
 from service.fhir.client import FhirClients
 from service.fhir.skim import HookBodyParser
 from service.jsondepth import load_json
 from service.observability import FEEDBACK_ITEMS, HOOK_CALLS, HOOK_LATENCY, get_logger
 from service.openapi import openapi_document
+from service.pipeline import DataAccess, evaluate
 from service.protocol import (
     SERVICES,
     HookRequest,
@@ -68,7 +68,6 @@ from service.protocol.jsonbody import (
     read_body,
 )
 from service.protocol.responses import error_response, json_response, unauthorized
-from service.render.cards import RenderContext, render_cards
 from service.render.content import load_content
 from service.security import (
     AuthenticationError,
@@ -102,19 +101,30 @@ class _StoreUnavailable(Exception):
     """Feedback could not be stored; answered with 503 so the EHR retries."""
 
 
+@dataclass(frozen=True)
+class Resources:
+    """What the lifespan opens and the handlers use, handed over as lifespan state.
+
+    Starlette copies the lifespan's state into every request (``request.state.resources``),
+    so a handler can only run with everything open: there is no half-started application
+    to guard against, and no flag to check.
+    """
+
+    store: Store
+    authenticator: Authenticator | None
+    fhir_clients: FhirClients
+    ruleset_version: str
+    """Version of the rule set and card content (``cards/``), recorded with every audit row."""
+
+
 @dataclass
 class Runtime:
-    """What the lifespan opens and the handlers use; empty until start-up completes."""
+    """The application's configuration and its shutdown bookkeeping (not its resources)."""
 
     settings: Settings
     clock: Clock
-    store: Store | None = None
-    authenticator: Authenticator | None = None
-    fhir_clients: FhirClients | None = None
-    ruleset_version: str | None = None
-    """Version of the card content (``cards/``) in use, recorded with every audit row."""
-    started: bool = False
     stopping: bool = False
+    """Set when shutdown begins: ``/readyz`` answers 503 so load balancers drain us."""
     in_flight: set[asyncio.Task[Any]] = field(default_factory=set)
 
     @contextlib.contextmanager
@@ -129,10 +139,10 @@ class Runtime:
             if task is not None:
                 self.in_flight.discard(task)
 
-    def require(self) -> tuple[Store, FhirClients]:
-        if not self.started or self.store is None or self.fhir_clients is None:
-            raise RuntimeError("the application has not started (lifespan not run)")
-        return self.store, self.fhir_clients
+
+def _resources(request: Request) -> Resources:
+    resources: Resources = request.state.resources
+    return resources
 
 
 def create_app(
@@ -159,18 +169,17 @@ def create_app(
     handlers = _Handlers(runtime)
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         async with contextlib.AsyncExitStack() as stack:
-            await _start(runtime, stack, store, authenticator, http_transport)
+            resources = await _start(runtime, stack, store, authenticator, http_transport)
             if freeze_gc:
                 _freeze_startup_objects()
             try:
-                yield
+                yield {"resources": resources}
             finally:
                 runtime.stopping = True
                 if runtime.in_flight:  # embedded servers that do not drain first
                     await asyncio.wait(set(runtime.in_flight), timeout=settings.call_budget_s)
-                runtime.started = False
                 log.info("shutting down: closing FHIR clients, flushing audit, closing store")
 
     routes: list[BaseRoute] = [
@@ -206,7 +215,13 @@ def create_app(
         routes=routes,
         middleware=middleware,
         lifespan=lifespan,
-        exception_handlers={HTTPException: _http_exception},
+        exception_handlers={
+            HTTPException: _http_exception,
+            ProtocolError: _error_response,
+            _Unauthorized: _error_response,
+            _StoreUnavailable: _error_response,
+            ClientDisconnect: _error_response,
+        },
     )
     app.state.runtime = runtime
     return app
@@ -236,7 +251,7 @@ async def _start(
     store: Store | None,
     authenticator: Authenticator | None,
     http_transport: httpx.AsyncBaseTransport | None,
-) -> None:
+) -> Resources:
     """Open everything; each piece is registered for closing as soon as it is open.
 
     The exit stack closes in reverse order: FHIR clients first, then the authenticator
@@ -251,10 +266,10 @@ async def _start(
         )
     # Card content is checked against its schema now, so a bad edit stops the start-up
     # instead of failing the first clinician's call (raises ContentError).
-    runtime.ruleset_version = load_content(settings.cards_dir).version
+    ruleset_version = load_content(settings.cards_dir).version
 
-    runtime.store = store if store is not None else await open_store(settings)
-    stack.push_async_callback(runtime.store.close)
+    opened_store = store if store is not None else await open_store(settings)
+    stack.push_async_callback(opened_store.close)
 
     http = httpx.AsyncClient(
         transport=http_transport,
@@ -265,22 +280,49 @@ async def _start(
     stack.push_async_callback(http.aclose)
     if authenticator is None:
         authenticator = build_authenticator(settings, http=http)
-    runtime.authenticator = authenticator
     if authenticator is not None:
         stack.push_async_callback(authenticator.aclose)
 
-    runtime.fhir_clients = FhirClients(settings, transport=http_transport)
-    stack.push_async_callback(runtime.fhir_clients.aclose)
-    runtime.started = True
+    fhir_clients = FhirClients(settings, transport=http_transport)
+    stack.push_async_callback(fhir_clients.aclose)
     log.info(
         "liver-cds started",
         extra={
             "services": [s.id for s in SERVICES],
-            "auth": "on" if runtime.authenticator is not None else "off",
-            "ruleset_version": runtime.ruleset_version,
+            "auth": "on" if authenticator is not None else "off",
+            "ruleset_version": ruleset_version,
             "public_url": settings.public_base,
         },
     )
+    return Resources(
+        store=opened_store,
+        authenticator=authenticator,
+        fhir_clients=fhir_clients,
+        ruleset_version=ruleset_version,
+    )
+
+
+def error_for(exc: BaseException) -> Response:
+    """The one mapping from what a handler raised to what the client gets.
+
+    Used as the application's exception handler for the expected failures, and by the
+    hook endpoint, which needs the status for its metrics and audit record. Anything
+    unexpected is a 500 with a generic message; the fault is logged without its message
+    (see :func:`_log_fault`), never sent.
+    """
+    if isinstance(exc, ProtocolError):
+        return error_response(exc.status, exc.message)
+    if isinstance(exc, _Unauthorized):
+        return unauthorized()
+    if isinstance(exc, _StoreUnavailable):
+        return error_response(503, "feedback could not be stored; please retry")
+    if isinstance(exc, ClientDisconnect):
+        return Response(status_code=400)  # nobody reads it: the client has gone
+    return error_response(500, "internal error")
+
+
+async def _error_response(request: Request, exc: Exception) -> Response:
+    return error_for(exc)
 
 
 async def _http_exception(request: Request, exc: Exception) -> Response:
@@ -311,7 +353,8 @@ class _Outcome:
 
 
 class _Handlers:
-    """The endpoints; each reads what it needs from the runtime opened by the lifespan."""
+    """The endpoints. Configuration comes from the runtime; what the lifespan opened comes
+    with each request (:func:`_resources`)."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
@@ -331,7 +374,7 @@ class _Handlers:
 
     async def _authenticate(self, request: Request) -> ClientIdentity | None:
         """The caller's identity, or None with auth off; raises _Unauthorized (bare 401)."""
-        authenticator = self.rt.authenticator
+        authenticator = _resources(request).authenticator
         if authenticator is None:
             return None
         audience = self.settings.public_base + request.url.path
@@ -358,113 +401,76 @@ class _Handlers:
     # --- GET /cds-services ----------------------------------------------------------------
 
     async def discovery(self, request: Request) -> Response:
-        try:
-            await self._authenticate(request)
-        except _Unauthorized:
-            return unauthorized()
+        await self._authenticate(request)
         return json_response(self._discovery)
 
     # --- POST /cds-services/{id} ------------------------------------------------------------
 
     async def hook(self, request: Request) -> Response:
+        """One hook call, for any declared service; its metrics and audit in one place."""
         with self.rt.track():
             started = time.perf_counter()
             outcome = _Outcome(at=self.rt.clock())
+            try:
+                response = await self._hook(request, outcome)
+            except Exception as exc:
+                if not isinstance(exc, _EXPECTED):
+                    _log_fault("hook call failed", exc, outcome.hook)
+                response = error_for(exc)
+                if isinstance(exc, ClientDisconnect):
+                    outcome.status = 499  # nginx's "client closed request"
+            if outcome.status != 499:
+                outcome.status = response.status_code
             known = find_service(request.path_params["service_id"])
             service_id = known.id if known is not None else None  # bounded metric labels
-            response = await self._hook(request, outcome)
-            self._record(service_id, outcome, time.perf_counter() - started)
+            self._record(request, service_id, outcome, time.perf_counter() - started)
             return response
 
     async def _hook(self, request: Request, outcome: _Outcome) -> Response:
         settings = self.settings
+        check_declared_length(request.headers.get("content-length"), settings.max_body_bytes)
+        service = self._service(request)
+        identity = await self._authenticate(request)
+        data, body = await self._json_body(request, self._hook_parsers[service.id])
+        check_repeated_envelope_keys(body, data)
+        hook = parse_hook_request(data, service)
+        outcome.hook = hook
         try:
-            check_declared_length(request.headers.get("content-length"), settings.max_body_bytes)
-            service = self._service(request)
-            identity = await self._authenticate(request)
-            data, body = await self._json_body(request, self._hook_parsers[service.id])
-            check_repeated_envelope_keys(body, data)
-            hook = parse_hook_request(data, service)
-            outcome.hook = hook
-            cards = await self._cards(service, hook, identity, outcome)
-            outcome.status = 200
-            return json_response({"cards": cards})
-        except ProtocolError as exc:
-            outcome.status = exc.status
-            return error_response(exc.status, exc.message)
-        except _Unauthorized:
-            outcome.status = 401
-            return unauthorized()
-        except ClientDisconnect:
-            outcome.status = 499  # nginx's "client closed request"; nobody reads the answer
-            return Response(status_code=400)
-        except Exception as exc:
-            outcome.status = 500
-            _log_fault("hook call failed", exc, outcome.hook)
-            return error_response(500, "internal error")
-
-    async def _cards(
-        self,
-        service: ServiceDeclaration,
-        hook: HookRequest,
-        identity: ClientIdentity | None,
-        outcome: _Outcome,
-    ) -> list[dict[str, Any]]:
-        """Data -> assessment -> cards for a checked request."""
-        settings = self.settings
-        _, clients = self.rt.require()
-        deadline = time.monotonic() + settings.call_budget_s
-        fhir_server, access_token = self._fhir_access(service, hook, identity)
-        try:
-            data = await prefetch.resolve(
-                templates=service.prefetch,
-                prefetch=hook.prefetch,
-                context=hook.context,
-                fhir_server=fhir_server,
-                access_token=access_token,
-                user_id=hook.user_id,
-                clients=clients,
+            result = await evaluate(
+                service,
+                hook,
                 settings=settings,
-                deadline=deadline,
+                at=outcome.at,
+                access=self._data_access(request, service, hook, identity),
             )
         except prefetch.PrefetchShapeError as exc:
             raise BadRequest(exc.message) from None
         except prefetch.DataUnavailable as exc:
             raise PreconditionFailed(exc.message) from None
-        assessment = assess(
-            data.resources,
-            patient_id=hook.patient_id,
-            at=outcome.at,
-            notes=data.notes,
-            strict=settings.strict_fhir,
-        )
+        assessment = result.assessment
         outcome.verdict = assessment.verdict
         outcome.rule = assessment.rule
         outcome.offered = tuple(assessment.offered)
         outcome.recommended = tuple(assessment.recommended)
-        cards = render_cards(
-            assessment,
-            RenderContext(
-                patient_id=hook.patient_id,
-                smart_app_url=settings.smart_app_url,
-                cards_dir=settings.cards_dir,
-            ),
-        )
-        outcome.cards = cards
-        return cards
+        outcome.cards = result.cards
+        return json_response({"cards": result.cards})
 
-    def _fhir_access(
-        self, service: ServiceDeclaration, hook: HookRequest, identity: ClientIdentity | None
-    ) -> tuple[str | None, str | None]:
-        """The FHIR server and token the resolver may use, after the fhirServer policy.
+    def _data_access(
+        self,
+        request: Request,
+        service: ServiceDeclaration,
+        hook: HookRequest,
+        identity: ClientIdentity | None,
+    ) -> DataAccess:
+        """Where missing data may be fetched from, after the fhirServer policy.
 
         A fhirServer this caller may not send us to is never contacted. If the prefetch
         already holds every essential key, the call goes on without FHIR access (a missing
-        ``patient`` only refines, as without a fhirServer); otherwise the data cannot be
+        optional key only refines, as without a fhirServer); otherwise the data cannot be
         obtained: 412 with the policy's reason.
         """
         if hook.fhir_server is None:
-            return None, None
+            return DataAccess()
         try:
             check_fhir_server(identity, hook.fhir_server, self.settings)
         except FhirServerNotAllowed as exc:
@@ -479,13 +485,19 @@ class _Handlers:
                     "fhirServer not allowed; using the complete prefetch only",
                     extra={"hookInstance": hook.hook_instance},
                 )
-                return None, None
+                return DataAccess()
             raise PreconditionFailed(
                 f"{exc}; prefetch is missing {', '.join(missing)}, so the data cannot be obtained"
             ) from None
-        return hook.fhir_server, hook.access_token
+        return DataAccess(
+            clients=_resources(request).fhir_clients,
+            fhir_server=hook.fhir_server,
+            access_token=hook.access_token,
+        )
 
-    def _record(self, service_id: str | None, outcome: _Outcome, elapsed_s: float) -> None:
+    def _record(
+        self, request: Request, service_id: str | None, outcome: _Outcome, elapsed_s: float
+    ) -> None:
         """Metrics for every call; a log line and an audit record for every parsed call."""
         service_label = service_id or "unknown"
         verdict_label = outcome.verdict or "none"
@@ -511,11 +523,11 @@ class _Handlers:
                 "cards": len(ids.card_uuids),
             },
         )
-        store = self.rt.store
-        if store is None:
+        resources: Resources | None = getattr(request.state, "resources", None)
+        if resources is None:
             return
         try:
-            store.audit(
+            resources.store.audit(
                 AuditRecord(
                     hook_instance=hook.hook_instance,
                     service_id=service_id,
@@ -530,7 +542,7 @@ class _Handlers:
                     card_uuids=ids.card_uuids,
                     suggestion_uuids=ids.suggestion_uuids,
                     suggestions=ids.suggestions,
-                    ruleset_version=self.rt.ruleset_version,
+                    ruleset_version=resources.ruleset_version,
                 )
             )
         except Exception as exc:  # the answer is already made; never fail it for the audit
@@ -540,49 +552,42 @@ class _Handlers:
 
     async def feedback(self, request: Request) -> Response:
         with self.rt.track():
-            return await self._feedback(request)
+            try:
+                return await self._feedback(request)
+            except Exception as exc:
+                if not isinstance(exc, _EXPECTED):
+                    _log_fault("feedback call failed", exc, None)
+                return error_for(exc)
 
     async def _feedback(self, request: Request) -> Response:
         settings = self.settings
-        try:
-            check_declared_length(request.headers.get("content-length"), settings.max_body_bytes)
-            service = self._service(request)
-            await self._authenticate(request)
-            data, _ = await self._json_body(request)
-            items = parse_feedback(data, service_id=service.id, received_at=self.rt.clock())
-            if items:
-                store, _ = self.rt.require()
-                try:
-                    result = await store.save_feedback(items)
-                except ValueError as exc:  # the store refuses an item (InvalidFeedbackError)
-                    raise BadRequest(str(exc)) from None
-                except Exception as exc:
-                    _log_fault("feedback not stored", exc, None)
-                    raise _StoreUnavailable() from None
-                for item in items:
-                    FEEDBACK_ITEMS.labels(outcome=item.outcome).inc()
-                log.info(
-                    "feedback stored",
-                    extra={
-                        "service": service.id,
-                        "items": len(items),
-                        "stored": result.stored,
-                        "duplicates": result.duplicates,
-                        "unknown_cards": result.unknown_cards,
-                    },
-                )
-            return json_response({})
-        except ProtocolError as exc:
-            return error_response(exc.status, exc.message)
-        except _Unauthorized:
-            return unauthorized()
-        except _StoreUnavailable:
-            return error_response(503, "feedback could not be stored; please retry")
-        except ClientDisconnect:
-            return Response(status_code=400)
-        except Exception as exc:
-            _log_fault("feedback call failed", exc, None)
-            return error_response(500, "internal error")
+        check_declared_length(request.headers.get("content-length"), settings.max_body_bytes)
+        service = self._service(request)
+        await self._authenticate(request)
+        data, _ = await self._json_body(request)
+        items = parse_feedback(data, service_id=service.id, received_at=self.rt.clock())
+        if items:
+            store = _resources(request).store
+            try:
+                result = await store.save_feedback(items)
+            except ValueError as exc:  # the store refuses an item (InvalidFeedbackError)
+                raise BadRequest(str(exc)) from None
+            except Exception as exc:
+                _log_fault("feedback not stored", exc, None)
+                raise _StoreUnavailable() from None
+            for item in items:
+                FEEDBACK_ITEMS.labels(outcome=item.outcome).inc()
+            log.info(
+                "feedback stored",
+                extra={
+                    "service": service.id,
+                    "items": len(items),
+                    "stored": result.stored,
+                    "duplicates": result.duplicates,
+                    "unknown_cards": result.unknown_cards,
+                },
+            )
+        return json_response({})
 
     # --- operations -----------------------------------------------------------------------
 
@@ -592,11 +597,11 @@ class _Handlers:
 
     async def readyz(self, request: Request) -> Response:
         """Readiness: started, not shutting down, and the database answers."""
-        store = self.rt.store
-        if not self.rt.started or self.rt.stopping or store is None:
+        resources: Resources | None = getattr(request.state, "resources", None)
+        if resources is None or self.rt.stopping:
             return json_response({"status": "unavailable", "reason": "not started"}, 503)
         try:
-            ready = await asyncio.wait_for(store.ping(), timeout=READY_TIMEOUT_S)
+            ready = await asyncio.wait_for(resources.store.ping(), timeout=READY_TIMEOUT_S)
         except Exception:
             ready = False
         if not ready:
@@ -605,6 +610,10 @@ class _Handlers:
 
     async def openapi(self, request: Request) -> Response:
         return json_response(self._openapi)
+
+
+_EXPECTED: Final = (ProtocolError, _Unauthorized, _StoreUnavailable, ClientDisconnect)
+"""What a handler raises on purpose; anything else is a fault and is logged as one."""
 
 
 def _log_fault(event: str, exc: BaseException, hook: HookRequest | None) -> None:

@@ -1,13 +1,13 @@
 """Running the ASGI app in tests: lifespan, an httpx client, an in-memory store, requests.
 
-``httpx.ASGITransport`` does not run the lifespan, so :func:`running_app` drives the
-lifespan protocol itself (start-up before the first request, shutdown after the last),
-exactly as uvicorn does. Import it from any test (``from app_harness import ...``).
+``httpx.ASGITransport`` does not run the lifespan, so :func:`running_app` runs it with
+asgi-lifespan (start-up before the first request, shutdown after the last, the lifespan
+state handed to every request), as uvicorn does. Import it from any test
+(``from app_harness import ...``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -17,7 +17,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+from asgi_lifespan import LifespanManager
 from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
 from service.app import create_app
 from service.settings import Settings
@@ -81,25 +83,15 @@ def make_settings(**overrides: Any) -> Settings:
 
 
 @asynccontextmanager
-async def lifespan(app: Starlette) -> AsyncIterator[None]:
-    """Run the app's lifespan: start-up on enter, shutdown on exit (as uvicorn does)."""
-    to_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    from_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
-    task = asyncio.create_task(app(scope, to_app.get, from_app.put))
-    await to_app.put({"type": "lifespan.startup"})
-    message = await from_app.get()
-    if message["type"] != "lifespan.startup.complete":
-        await task
-        raise RuntimeError(f"start-up failed: {message}")
-    try:
-        yield
-    finally:
-        await to_app.put({"type": "lifespan.shutdown"})
-        message = await from_app.get()
-        await task
-        if message["type"] != "lifespan.shutdown.complete":
-            raise RuntimeError(f"shutdown failed: {message}")
+async def lifespan(app: Starlette) -> AsyncIterator[ASGIApp]:
+    """Run the app's lifespan: start-up on enter, shutdown on exit (as uvicorn does).
+
+    Yields the app to send requests to: asgi-lifespan's wrapper, which hands the
+    lifespan state (the opened store, clients, authenticator) to every request as a
+    server does. A start-up failure is raised here.
+    """
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager:
+        yield manager.app
 
 
 @dataclass
@@ -124,8 +116,8 @@ async def running_app(
     store = store if store is not None else FakeStore()
     overrides.setdefault("clock", lambda: FIXED_NOW)
     app = create_app(settings or make_settings(), store=store, **overrides)
-    async with lifespan(app):
-        transport = httpx.ASGITransport(app=app)
+    async with lifespan(app) as with_state:
+        transport = httpx.ASGITransport(app=with_state)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             yield Running(app=app, client=client, store=store)
 

@@ -34,6 +34,7 @@ from app_harness import (
 from cds_schema import assert_valid_response
 
 import service.app
+import service.pipeline
 from service.app import create_app
 from service.observability import FEEDBACK_ITEMS, HOOK_CALLS, REGISTRY
 from service.render.content import ContentError, load_content
@@ -165,7 +166,7 @@ async def test_the_engine_receives_the_prefetched_resources_and_the_injected_clo
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     seen: dict[str, Any] = {}
-    real_assess = service.app.assess
+    real_assess = service.pipeline.assess
 
     def spy(resources: Any, **kwargs: Any) -> Any:
         resources = list(resources)
@@ -173,7 +174,7 @@ async def test_the_engine_receives_the_prefetched_resources_and_the_injected_clo
         seen.update(kwargs)
         return real_assess(resources, **kwargs)
 
-    monkeypatch.setattr(service.app, "assess", spy)
+    monkeypatch.setattr(service.pipeline, "assess", spy)
     outcome = {
         "resourceType": "OperationOutcome",
         "issue": [{"severity": "warning", "code": "incomplete", "diagnostics": "partial"}],
@@ -585,7 +586,7 @@ async def test_an_unexpected_fault_is_a_generic_500_logged_with_the_hook_instanc
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError(f"cannot assess {secret}")
 
-    monkeypatch.setattr(service.app, "assess", broken)
+    monkeypatch.setattr(service.pipeline, "assess", broken)
     body = hook_request()
     caplog.set_level(logging.INFO, logger="liver_cds")
     async with running_app() as app:
@@ -908,9 +909,9 @@ async def test_shutdown_lets_an_in_flight_call_finish_and_audits_it() -> None:
     body = hook_request(fhirServer=FHIR_BASE)
     del body["prefetch"]["conditions"]
     async with contextlib.AsyncExitStack() as stack:
-        await stack.enter_async_context(lifespan(app))
+        with_state = await stack.enter_async_context(lifespan(app))
         client = await stack.enter_async_context(
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=with_state), base_url="http://t")
         )
         call = asyncio.create_task(post_hook(client, body))
         await requested.wait()

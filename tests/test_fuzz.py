@@ -60,12 +60,12 @@ class App:
             store=FakeStore(),
             http_transport=RefusingTransport(),
         )
-        self.client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=self.app), base_url="http://testserver"
-        )
 
     def start(self) -> None:
-        self.runner.run(self.stack.enter_async_context(lifespan(self.app)))
+        with_state = self.runner.run(self.stack.enter_async_context(lifespan(self.app)))
+        self.client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=with_state), base_url="http://testserver"
+        )
 
     def stop(self) -> None:
         self.runner.run(self.client.aclose())

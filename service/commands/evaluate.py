@@ -1,7 +1,9 @@
 """``liver-cds evaluate FILE [--at TIME] [--patient ID] [--json] [--cards]``: assess one patient.
 
 FILE is a CDS Hooks request (its ``prefetch`` is read), a Bundle, a single resource or a
-JSON array of resources. The patient is ``context.patientId`` of a hook request, else
+JSON array of resources. Whatever the file, it is evaluated by the service's one pipeline
+(``service/pipeline.py``), as a hook call is, with every ``LIVER_CDS_*`` setting applied.
+The patient is ``context.patientId`` of a hook request, else
 ``--patient``, else the only Patient resource in the file. The output is written for a
 clinician (verdict, deciding rule, options, facts with their sources, scores with their
 inputs, missing and stale data, assumptions, data-quality notes); ``--json`` prints the
@@ -18,8 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from service.clinical.model import Assessment, DataQualityNote
-    from service.settings import Settings
+    from service.clinical.model import Assessment
+    from service.pipeline import Evaluation
 
 
 class InputError(ValueError):
@@ -65,34 +67,40 @@ def parse_time(text: str | None) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def load_resources(data: Any, patient: str | None) -> tuple[list[Any], str, list[DataQualityNote]]:
-    """(resources, patient id, notes) from a hook request, Bundle, resource or array."""
-    from service.fhir.read import flatten
+def hook_request_of(data: Any, patient: str | None) -> dict[str, Any]:
+    """The file as a hook request: itself when it is one, else one built around it.
 
-    notes: list[DataQualityNote] = []
-    resources: list[Any] = []
+    A Bundle, a single resource or an array of them is unpacked by the service's Bundle
+    rules (``service/fhir/bundle.py``) and its resources are sorted into the prefetch keys
+    of the patient-view service by type, each as a searchset Bundle, so that the request
+    then takes exactly the path a hook call takes. Resources of types no key asks for are
+    left out (the engine would ignore them). The patient is ``--patient``, else
+    ``context.patientId``, else the only Patient resource in the file.
+    """
+    from service.fhir.bundle import BundleShapeError, unpack
+    from service.fhir.prefetch import expected_type
+    from service.protocol.declaration import LIVER_METASTASIS_RESECTABILITY
+
     if isinstance(data, dict) and "hook" in data and "context" in data:
-        context = data.get("context")
-        ctx_patient = context.get("patientId") if isinstance(context, dict) else None
-        prefetch = data.get("prefetch") or {}
-        if not isinstance(prefetch, dict):
-            raise InputError("prefetch is not an object")
-        for value in prefetch.values():
-            resources += flatten(value, notes)
-        patient = patient or (ctx_patient if isinstance(ctx_patient, str) else None)
+        request = dict(data)
+        context = request.get("context")
+        if patient is not None and isinstance(context, dict):
+            request["context"] = {**context, "patientId": patient}
+        return request
+    if isinstance(data, dict):
+        values: list[Any] = [data]
     elif isinstance(data, list):
-        for value in data:
-            resources += flatten(value, notes)
-    elif isinstance(data, dict):
-        resources += flatten(data, notes)
+        values = data
     else:
         raise InputError("the file is not a JSON object or array")
+    resources: list[dict[str, Any]] = []
+    for index, value in enumerate(values):
+        try:
+            resources += unpack(value, f"item {index}").resources
+        except BundleShapeError as exc:
+            raise InputError(exc.message) from None
     if patient is None:
-        ids = {
-            r.get("id")
-            for r in resources
-            if isinstance(r, dict) and r.get("resourceType") == "Patient"
-        }
+        ids = {r.get("id") for r in resources if r.get("resourceType") == "Patient"}
         ids.discard(None)
         if len(ids) != 1:
             raise InputError(
@@ -100,14 +108,32 @@ def load_resources(data: Any, patient: str | None) -> tuple[list[Any], str, list
                 f"({len(ids)} Patient resources in the file)"
             )
         patient = str(ids.pop())
-    return resources, patient, notes
+    prefetch: dict[str, Any] = {}
+    for key, template in LIVER_METASTASIS_RESECTABILITY.prefetch.items():
+        rtype = template.lstrip("/").partition("?")[0].partition("/")[0]
+        found = [r for r in resources if r.get("resourceType") == rtype]
+        if expected_type(template) is not None:  # a read: the one resource, if any
+            prefetch[key] = next((r for r in found if r.get("id") == patient), None)
+        else:
+            entries = [{"resource": r} for r in found]
+            prefetch[key] = {"resourceType": "Bundle", "type": "searchset", "entry": entries}
+    return {
+        "hook": LIVER_METASTASIS_RESECTABILITY.hook,
+        "hookInstance": "liver-cds-evaluate",
+        "context": {"userId": "Practitioner/liver-cds-cli", "patientId": patient},
+        "prefetch": prefetch,
+    }
 
 
 def run(args: argparse.Namespace) -> int:
+    import asyncio
+    import dataclasses
+
     import orjson
 
-    from service.clinical.engine import assess
-    from service.clinical.thresholds import thresholds_from_settings
+    from service.pipeline import DataUnavailable, PrefetchShapeError, evaluate
+    from service.protocol import ProtocolError, parse_hook_request
+    from service.protocol.declaration import SERVICES
     from service.settings import Settings, SettingsError
 
     try:
@@ -117,41 +143,42 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         data = orjson.loads(raw)
-        resources, patient_id, notes = load_resources(data, args.patient)
+        request = hook_request_of(data, args.patient)
         at = parse_time(args.at)
         settings = Settings.from_env()
-        lookback = args.lookback_days
-        if lookback is None:
-            lookback = settings.lookback_days
+        changes: dict[str, Any] = {}
+        if args.lookback_days is not None:
+            changes["lookback_days"] = args.lookback_days
+        if args.strict:
+            changes["strict_fhir"] = True
+        if changes:
+            settings = dataclasses.replace(settings, **changes)
+            settings.check()
+        service = next((s for s in SERVICES if s.hook == request.get("hook")), None)
+        if service is None:
+            raise InputError(f"no service of this server answers hook {request.get('hook')!r}")
+        hook = parse_hook_request(request, service)
+        evaluation = asyncio.run(evaluate(service, hook, settings=settings, at=at))
     except orjson.JSONDecodeError:
         print(f"liver-cds evaluate: {args.file} is not valid JSON", file=sys.stderr)
         return 2
     except (InputError, SettingsError) as exc:
         print(f"liver-cds evaluate: {exc}", file=sys.stderr)
         return 2
-    assessment = assess(
-        resources,
-        patient_id=patient_id,
-        at=at,
-        notes=notes,
-        strict=args.strict,
-        thresholds=thresholds_from_settings(lookback),
-    )
-    try:
-        output = format_output(assessment, args, settings)
+    except (ProtocolError, PrefetchShapeError, DataUnavailable) as exc:
+        print(f"liver-cds evaluate: {exc.message}", file=sys.stderr)
+        return 2
     except ValueError as exc:  # card content that fails its checks (ContentError)
         print(f"liver-cds evaluate: {exc}", file=sys.stderr)
         return 2
-    sys.stdout.write(output)
+    sys.stdout.write(format_output(evaluation, args))
     return 0
 
 
-def format_output(
-    assessment: Assessment, args: argparse.Namespace, settings: Settings | None = None
-) -> str:
+def format_output(evaluation: Evaluation, args: argparse.Namespace) -> str:
     """The chosen output format: the assessment (text or JSON) or the cards (text or JSON)."""
     if getattr(args, "cards", False):
-        return format_cards(assessment, as_json=getattr(args, "json", False), settings=settings)
+        return format_cards(evaluation.cards, as_json=getattr(args, "json", False))
     if getattr(args, "json", False):
         import orjson
 
@@ -159,28 +186,20 @@ def format_output(
 
         return (
             orjson.dumps(
-                assessment_to_dict(assessment), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
+                assessment_to_dict(evaluation.assessment),
+                option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS,
             ).decode()
             + "\n"
         )
-    return format_text(assessment)
+    return format_text(evaluation.assessment)
 
 
-def format_cards(assessment: Assessment, *, as_json: bool, settings: Settings | None) -> str:
-    """The cards the service would answer for this assessment."""
+def format_cards(cards: list[dict[str, Any]], *, as_json: bool) -> str:
+    """The cards the service answers, exactly as the hook endpoint sends them."""
     import orjson
 
-    from service.render.cards import RenderContext, render_cards
     from service.render.terminal import format_cards_for_terminal
-    from service.settings import Settings
 
-    settings = settings or Settings()
-    ctx = RenderContext(
-        patient_id=assessment.facts.patient_id,
-        smart_app_url=settings.smart_app_url,
-        cards_dir=settings.cards_dir,
-    )
-    cards = render_cards(assessment, ctx)
     if as_json:
         return orjson.dumps({"cards": cards}, option=orjson.OPT_INDENT_2).decode() + "\n"
     return format_cards_for_terminal(cards)

@@ -9,6 +9,8 @@ its FHIR server (fhir-mapping.md §1):
   and ids) and they become a data-quality note;
 * an entry that is not an object, has no resource, or a resource without a string
   ``resourceType`` is skipped and named by its index in a note;
+* a Bundle nested in a Bundle is read by the same rules, with a note (see
+  :func:`_unpack_nested`); this module is the one owner of these rules, for every path;
 * a value whose *shape* is wrong (a list, a string, ``entry`` not a list) is an error the
   caller turns into a 400 (prefetch) or a failed fetch (FHIR server).
 
@@ -44,6 +46,9 @@ Observation it replaces; keeping a stand-in keeps entry indices and resource cou
 SKIPPED_ENTRY: Final[dict[str, Any]] = {"resource": SKIPPED_OBSERVATION}
 """The Bundle entry of :data:`SKIPPED_OBSERVATION`: one shared object, recognised by
 identity so that :func:`unpack` spends nothing on it."""
+
+MAX_NESTED_BUNDLES: Final = 3
+"""Bundles inside Bundles are read this many levels deep; deeper ones are skipped."""
 
 _MAX_ISSUE_TEXT: Final = 200
 _MAX_ISSUES: Final = 5
@@ -128,7 +133,34 @@ def _skip_outcome(out: Unpacked, where: str, resource: dict[str, Any]) -> None:
     out.notes.append(DataQualityNote(resource=where, problem=f"the EHR reported a problem: {text}"))
 
 
-def unpack(value: Any, where: str) -> Unpacked:
+def _unpack_nested(out: Unpacked, bundle: dict[str, Any], place: str, level: int) -> None:
+    """A Bundle inside a Bundle: its entries are read by the same rules, and a note says so.
+
+    Decided once for every path (hook call, CLI, tests): reading it is the safe choice.
+    Skipping it would drop this patient's Conditions without a trace, and an assessment
+    without its liver Condition is "no cards", which looks exactly like a patient with no
+    liver disease. Every resource still passes the per-resource checks (type, code,
+    subject) in ``select``. A nested Bundle's ``next`` link is not followed (only the
+    prefetch value's own paging is), and nesting deeper than :data:`MAX_NESTED_BUNDLES`
+    is skipped with a note.
+    """
+    if level >= MAX_NESTED_BUNDLES:
+        out.notes.append(DataQualityNote(place, "skipped: Bundles nested too deeply"))
+        return
+    try:
+        inner = unpack(bundle, place, _level=level + 1)
+    except BundleShapeError as exc:
+        out.notes.append(DataQualityNote(place, f"skipped: {exc.message}"))
+        return
+    out.resources.extend(inner.resources)
+    out.notes.extend(inner.notes)
+    problem = "a Bundle nested in a Bundle: its entries were read"
+    if inner.next_url is not None:
+        problem += "; its next page was not fetched"
+    out.notes.append(DataQualityNote(place, problem))
+
+
+def unpack(value: Any, where: str, *, _level: int = 0) -> Unpacked:
     """Flatten ``value`` (a resource, a Bundle or ``None``) into data resources.
 
     ``where`` names the value in notes and errors, e.g. ``"prefetch 'conditions'"``.
@@ -193,7 +225,7 @@ def unpack(value: Any, where: str) -> Unpacked:
             _skip_outcome(out, place, resource)
             continue
         if entry_type == "Bundle":
-            out.notes.append(DataQualityNote(place, "skipped: a Bundle nested in a Bundle"))
+            _unpack_nested(out, resource, place, _level)
             continue
         out.resources.append(resource)
     if out.notes and log.isEnabledFor(logging.DEBUG):

@@ -141,7 +141,7 @@ async def resolve(
     fhir_server: str | None,
     access_token: str | None,
     user_id: str | None,
-    clients: FhirClients,
+    clients: FhirClients | None,
     settings: Settings,
     deadline: float,
     optional_keys: Collection[str] = OPTIONAL_KEYS,
@@ -151,8 +151,11 @@ async def resolve(
     A key present in ``prefetch`` is unpacked (a resource, a Bundle, or null = no data);
     a key absent is rendered with ``context`` and fetched from ``fhir_server`` with the
     bearer ``access_token`` (no Authorization header without one). A prefetched Bundle
-    with a ``next`` link is completed from ``fhir_server`` the same way.
+    with a ``next`` link is completed from ``fhir_server`` the same way. Without
+    ``clients`` (prefetch only: the CLI, tests) nothing is fetched, as without a server.
     """
+    if clients is None:
+        fhir_server = None
     given: Mapping[str, Any] = {} if prefetch is None else prefetch
     if not isinstance(given, Mapping):
         raise PrefetchShapeError("prefetch must be an object")
@@ -245,6 +248,7 @@ async def resolve(
         plan.resources = by_key.pop(key)
         plans[key] = plan
 
+    assert clients is not None  # no clients -> no fhir_server (see above)
     budget = _ResourceBudget(settings.max_resources - count)
     outcomes = await _fetch_all(
         plans.values(),

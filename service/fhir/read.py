@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Final
@@ -531,50 +531,6 @@ def _read_observation(
 # --------------------------------------------------------------------------------------------
 
 
-def flatten(value: object, notes: list[DataQualityNote] | None = None) -> Iterator[Any]:
-    """Resources of a prefetch value: a resource, a (searchset) Bundle, or None.
-
-    Bundle entries whose ``search.mode`` is ``outcome`` and OperationOutcome resources are not
-    data and are skipped; junk entries are named in ``notes`` when given.
-    """
-    if value is None:
-        return
-    if not isinstance(value, dict):
-        if notes is not None:
-            notes.append(DataQualityNote("prefetch value", "not a JSON object; ignored"))
-        return
-    rtype = value.get("resourceType")
-    if rtype == "Bundle":
-        entries = value.get("entry")
-        if entries is None:
-            return
-        if not isinstance(entries, list):
-            if notes is not None:
-                notes.append(DataQualityNote("Bundle", "entry is not a list; ignored"))
-            return
-        for i, entry in enumerate(entries):
-            if not isinstance(entry, dict):
-                if notes is not None:
-                    notes.append(DataQualityNote(f"Bundle entry {i}", "not a JSON object"))
-                continue
-            search = entry.get("search")
-            if isinstance(search, dict) and search.get("mode") == "outcome":
-                continue
-            resource = entry.get("resource")
-            if not isinstance(resource, dict):
-                if notes is not None:
-                    notes.append(DataQualityNote(f"Bundle entry {i}", "no resource"))
-                continue
-            if resource.get("resourceType") == "Bundle":
-                yield from flatten(resource, notes)
-            elif resource.get("resourceType") != "OperationOutcome":
-                yield resource
-        return
-    if rtype == "OperationOutcome":
-        return
-    yield value
-
-
 def select(resources: Iterable[Any], patient_id: str) -> Selection:
     """Keep this patient's Patient, and the Conditions and Observations the rules read.
 
@@ -618,30 +574,12 @@ def select(resources: Iterable[Any], patient_id: str) -> Selection:
         elif rtype == "Patient":
             _select_patient(sel, r, patient_id, position)
         elif rtype == "Bundle":
-            inner = select(flatten(r, sel.notes), patient_id)
-            _merge(sel, inner, seen)
+            # Bundles are unpacked before selection (service/fhir/bundle.py owns their
+            # rules); one reaching here was handed over unpacked, which is a caller's bug.
+            sel.notes.append(DataQualityNote(f"item {position}", "a Bundle; not unpacked"))
         elif rtype is None or not isinstance(rtype, str):
             sel.notes.append(DataQualityNote(f"item {position}", "no resourceType"))
     return sel
-
-
-def _merge(sel: Selection, inner: Selection, seen: set[str]) -> None:
-    if inner.patient is not None and sel.patient is None:
-        sel.patient = inner.patient
-    for cond in inner.conditions:
-        if cond.id is None or ("C" + cond.id) not in seen:
-            seen.add("C" + (cond.id or ""))
-            sel.conditions.append(cond)
-    for obs in inner.observations:
-        if obs.id is None or ("O" + obs.id) not in seen:
-            seen.add("O" + (obs.id or ""))
-            sel.observations.append(obs)
-    for key, value in inner.unclassified_conditions.items():
-        sel.unclassified_conditions.setdefault(key, value)
-    sel.notes += inner.notes
-    sel.other_patient += inner.other_patient
-    sel.timezone_assumed += inner.timezone_assumed
-    sel.status_missing += inner.status_missing
 
 
 def _belongs(sel: Selection, r: Mapping[str, Any], patient_ref: str, ref: str) -> bool:

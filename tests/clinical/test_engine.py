@@ -149,16 +149,6 @@ def test_other_patients_data_is_ignored() -> None:
     assert any("another patient" in n.problem for n in a.data_quality)
 
 
-def test_nested_bundle_is_flattened_and_outcome_entries_skipped() -> None:
-    bundle = {
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "entry": [{"resource": r, "search": {"mode": "match"}} for r in colorectal_right()]
-        + [{"resource": {"resourceType": "OperationOutcome"}, "search": {"mode": "outcome"}}],
-    }
-    assert run([bundle]).rule == "21"
-
-
 def test_notes_from_the_caller_are_kept() -> None:
     note = DataQualityNote("Bundle entry 3", "no resource")
     assert note in run(colorectal_right(), notes=[note]).data_quality

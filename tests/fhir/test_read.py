@@ -7,11 +7,9 @@ from typing import Any
 
 import pytest
 
-from service.clinical.model import DataQualityNote
 from service.fhir.read import (
     DateError,
     age_at,
-    flatten,
     parse_birth_date,
     parse_when,
     resource_ref,
@@ -92,29 +90,14 @@ def test_birth_date_is_a_date_and_age_counts_completed_years() -> None:
 # --- prefetch shapes -----------------------------------------------------------------------------
 
 
-def test_flatten_resource_bundle_null() -> None:
-    assert list(flatten(None)) == []
-    single = obs("a", "1975-2")
-    assert list(flatten(single)) == [single]
-    notes: list[DataQualityNote] = []
-    bundle = {
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "entry": [
-            {"resource": single, "search": {"mode": "match"}},
-            {
-                "resource": {"resourceType": "OperationOutcome", "issue": []},
-                "search": {"mode": "outcome"},
-            },
-            {"resource": {"resourceType": "OperationOutcome", "issue": []}},
-            {"fullUrl": "x"},
-            "junk",
-        ],
-    }
-    assert list(flatten(bundle, notes)) == [single]
-    assert [n.resource for n in notes] == ["Bundle entry 3", "Bundle entry 4"]
-    assert list(flatten({"resourceType": "OperationOutcome"})) == []
-    assert list(flatten([single], notes)) == [] and notes[-1].resource == "prefetch value"
+def test_prefetch_values_are_unpacked_by_the_bundle_rules_not_by_select() -> None:
+    # select() reads resources; Bundles are unpacked before it (service/fhir/bundle.py is
+    # their one owner). A Bundle handed to select is a caller's bug: noted, not read.
+    single = obs("a", "1975-2", valueQuantity={"value": 1, "code": "mg/dL"})
+    bundle = {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": single}]}
+    sel = select([bundle], PID)
+    assert sel.observations == []
+    assert [(n.resource, n.problem) for n in sel.notes] == [("item 0", "a Bundle; not unpacked")]
 
 
 # --- selection ------------------------------------------------------------------------------------

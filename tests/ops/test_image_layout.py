@@ -61,6 +61,7 @@ PROBE = textwrap.dedent(
     """
     import asyncio, json, sys
     import httpx
+    from asgi_lifespan import LifespanManager
     import service
     from service.app import create_app
     from service.settings import Settings
@@ -68,8 +69,8 @@ PROBE = textwrap.dedent(
     async def main():
         app = create_app(Settings.from_env())
         out = {"service_file": service.__file__}
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
+        async with LifespanManager(app) as running:
+            transport = httpx.ASGITransport(app=running.app)
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
                 out["healthz"] = (await c.get("/healthz")).status_code
                 out["page"] = (await c.get("/")).status_code

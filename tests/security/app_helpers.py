@@ -66,8 +66,8 @@ async def running(settings: Settings, **kwargs: Any) -> AsyncIterator[httpx.Asyn
     from app_harness import lifespan
 
     app = create_app(settings, **kwargs)
-    async with lifespan(app):
-        transport = httpx.ASGITransport(app=app)
+    async with lifespan(app) as with_state:
+        transport = httpx.ASGITransport(app=with_state)
         async with httpx.AsyncClient(transport=transport, base_url=PUBLIC_URL) as client:
             yield client
 
