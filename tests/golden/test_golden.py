@@ -1,12 +1,12 @@
-"""Golden responses: the full pipeline on every fixture patient, compared with a reviewed file.
+"""Golden responses: every fixture patient through the HTTP app, compared with a reviewed file.
 
 For each fixture of ``fixtures/manifest.json`` (``patients`` and ``bundles``), the test
-unpacks the prefetch the way the service does (``service.fhir.bundle.unpack`` on each key of
-the service declaration, in its order), runs ``assess`` at the manifest's evaluation time,
-renders the cards with a deterministic uuid factory, and compares the ``{"cards": [...]}``
-response with ``tests/golden/<slug>.json`` after normalising uuids. Each response must also
-pass the project's CDS Hooks 2.0 response schema, and each proposed ServiceRequest must
-validate under fhir.resources R4B.
+posts the hook request to the real application (the production path: body parser, request
+check, the one pipeline, cards, response) with its clock at the manifest's evaluation time,
+and compares the ``{"cards": [...]}`` response with ``tests/golden/<slug>.json`` after
+normalising uuids. A Bundle fixture is turned into a hook request the way
+``liver-cds evaluate`` does. Each response must also pass the project's CDS Hooks 2.0
+response schema, and each proposed ServiceRequest must validate under fhir.resources R4B.
 
 A golden file is a reviewed artefact: read it as a clinician would before committing it.
 Regenerate after a deliberate change with::
@@ -16,29 +16,22 @@ Regenerate after a deliberate change with::
 
 from __future__ import annotations
 
+import asyncio
 import difflib
-import itertools
 import json
 import os
 import re
-from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from app_harness import make_settings, running_app
 from cds_schema import assert_valid_response
 from fhir.resources.R4B.servicerequest import ServiceRequest
+from pipeline_harness import MANIFEST, evaluated_at, load, manifest
 
-from service.clinical.engine import assess
-from service.clinical.model import DataQualityNote
-from service.fhir.bundle import unpack
-from service.protocol.declaration import LIVER_METASTASIS_RESECTABILITY
-from service.render.cards import RenderContext, render_cards
+from service.commands.evaluate import hook_request_of
 
-ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = ROOT / "fixtures"
-MANIFEST = FIXTURES / "manifest.json"
 GOLDEN = Path(__file__).resolve().parent
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
 UUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b")
@@ -49,8 +42,7 @@ if not MANIFEST.is_file():
         allow_module_level=True,
     )
 
-_manifest: dict[str, Any] = json.loads(MANIFEST.read_text(encoding="utf-8"))
-EVALUATED_AT = datetime.fromisoformat(_manifest["evaluated_at"].replace("Z", "+00:00"))
+_manifest: dict[str, Any] = manifest()
 CASES: list[tuple[str, str, str]] = [
     (Path(p["file"]).stem, p["file"], p["patient_id"]) for p in _manifest["patients"]
 ] + [
@@ -59,36 +51,28 @@ CASES: list[tuple[str, str, str]] = [
 ]
 
 
-def counter_uuids() -> Callable[[], str]:
-    numbers = itertools.count(1)
-    return lambda: f"00000000-0000-4000-8000-{next(numbers):012d}"
+def request_for(file: str, patient_id: str) -> dict[str, Any]:
+    data = load(file)
+    return hook_request_of(data, None if "hook" in data else patient_id)
 
 
-def resources_of(data: dict[str, Any]) -> tuple[list[dict[str, Any]], list[DataQualityNote]]:
-    """A hook request's prefetch as the service unpacks it, or a Bundle's entries."""
-    resources: list[dict[str, Any]] = []
-    notes: list[DataQualityNote] = []
-    if "hook" in data:
-        prefetch = data.get("prefetch") or {}
-        parts = [
-            unpack(prefetch[key], f"prefetch '{key}'")
-            for key in LIVER_METASTASIS_RESECTABILITY.prefetch
-            if key in prefetch
-        ]
-    else:
-        parts = [unpack(data, "Bundle")]
-    for part in parts:
-        resources += part.resources
-        notes += part.notes
-    return resources, notes
+async def _post(request: dict[str, Any]) -> dict[str, Any]:
+    at = evaluated_at()
+    async with running_app(make_settings(), clock=lambda: at) as app:
+        response = await app.client.post(f"/cds-services/{app_service_id(request)}", json=request)
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def app_service_id(request: dict[str, Any]) -> str:
+    from pipeline_harness import service_for
+
+    return service_for(request).id
 
 
 def response_for(file: str, patient_id: str) -> dict[str, Any]:
-    data = json.loads((FIXTURES / file).read_text(encoding="utf-8"))
-    resources, notes = resources_of(data)
-    assessment = assess(resources, patient_id=patient_id, at=EVALUATED_AT, notes=notes)
-    context = RenderContext(patient_id=patient_id, new_uuid=counter_uuids())
-    return {"cards": render_cards(assessment, context)}
+    return asyncio.run(_post(request_for(file, patient_id)))
 
 
 def normalised(response: dict[str, Any]) -> dict[str, Any]:
