@@ -22,11 +22,10 @@ import orjson
 import pytest
 from app_harness import HOOK_URL, hook_request, make_settings, running_app
 
-from service.clinical.engine import assess
 from service.clinical.model import Assessment
-from service.fhir import prefetch
-from service.fhir.client import FhirClients
+from service.fhir.bundle import unpack
 from service.fhir.skim import SKIPPED_OBSERVATION, HookBodyParser, parse_hook_body
+from service.pipeline import evaluate
 from service.protocol import find_service, parse_hook_request
 from service.protocol.errors import BadRequest
 from service.protocol.jsonbody import parse_json
@@ -53,31 +52,17 @@ PARSERS = pytest.mark.parametrize(
 
 
 def _assessment(data: Any, at: datetime) -> tuple[Assessment, int]:
-    """The assessment of a parsed request, and how many resources were really built."""
+    """The assessment of a parsed request through the service's one pipeline, and how many
+    resources were really built."""
     assert SERVICE is not None
     hook = parse_hook_request(data, SERVICE)
-
-    async def resolve() -> prefetch.PrefetchResult:
-        clients = FhirClients(SETTINGS)
-        try:
-            return await prefetch.resolve(
-                templates=SERVICE.prefetch,
-                prefetch=hook.prefetch,
-                context=hook.context,
-                fhir_server=None,
-                access_token=None,
-                user_id=hook.user_id,
-                clients=clients,
-                settings=SETTINGS,
-                deadline=1e18,
-            )
-        finally:
-            await clients.aclose()
-
-    resolved = asyncio.run(resolve())
-    result = assess(resolved.resources, patient_id=hook.patient_id, at=at, notes=resolved.notes)
-    built = sum(1 for r in resolved.resources if r is not SKIPPED_OBSERVATION)
-    return result, built
+    evaluation = asyncio.run(evaluate(SERVICE, hook, settings=SETTINGS, at=at))
+    built = 0
+    for key, value in (hook.prefetch or {}).items():
+        if key in SERVICE.prefetch:
+            resources = unpack(value, key).resources
+            built += sum(1 for r in resources if r is not SKIPPED_OBSERVATION)
+    return evaluation.assessment, built
 
 
 def _with_junk(request: dict[str, Any]) -> dict[str, Any]:
