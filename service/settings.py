@@ -62,6 +62,8 @@ class Settings:
 
     # --- Clinical engine -------------------------------------------------------------------
     lookback_days: int = 90
+    imaging_lookback_days: int = 90
+    """Lesion count, tumour size and FLR older than this count as missing (rule set v2)."""
     strict_fhir: bool = False
     """Validate every input resource with fhir.resources R4B and report schema problems."""
 
@@ -149,7 +151,15 @@ class Settings:
             raise SettingsError("LIVER_CDS_LOG_FORMAT must be 'json', 'text' or 'auto'")
         if self.auth == "required" and not self.trust_file:
             raise SettingsError("LIVER_CDS_AUTH=required needs LIVER_CDS_TRUST_FILE")
-        for name in ("max_body_bytes", "max_json_depth", "max_resources", "fhir_max_pages", "port"):
+        for name in (
+            "max_body_bytes",
+            "max_json_depth",
+            "max_resources",
+            "fhir_max_pages",
+            "port",
+            "lookback_days",
+            "imaging_lookback_days",
+        ):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{PREFIX}{name.upper()} must be positive")
         if self.max_json_depth < MIN_JSON_DEPTH:

@@ -8,7 +8,8 @@ facts around the boundaries follow.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -16,6 +17,9 @@ class Thresholds:
     # --- Reading (fhir-mapping.md §1) ---------------------------------------------------
     lookback_days: int = 90
     """Labs and ECOG older than this (before the evaluation time) count as missing (stale)."""
+    imaging_lookback_days: int = 90
+    """Rule set v2: lesion-count, tumour-size and FLR Observations older than this count as
+    missing (stale) and their body sites no longer decide the distribution."""
 
     # --- Performance status (clinical-rules.md §2, §3 rules 3 and 6) --------------------
     ecog_not_resectable: int = 3
@@ -28,6 +32,17 @@ class Thresholds:
     # --- Portal hypertension surrogate (§2) ----------------------------------------------
     platelets_portal_hypertension: float = 100.0
     """Cirrhosis and platelets below this (10^9/L) -> portal hypertension suspected."""
+    platelets_portal_hypertension_excluded: float = 150.0
+    """Rule set v2 (Baveno VII): cirrhosis and platelets at or above the suspected threshold
+    but below this -> portal hypertension ``not-excluded``."""
+
+    # --- Bilirubin: upper limit of normal and jaundice (rule set v2, §2) -------------------
+    bilirubin_uln_mg_dl: float = 1.2
+    bilirubin_uln_umol_l: float = 20.5
+    """Upper limit of normal when the Observation gives no referenceRange.high in its unit."""
+    jaundice_bilirubin_mg_dl: float = 2.0
+    jaundice_bilirubin_umol_l: float = 34.0
+    """Jaundice: the latest total bilirubin above this, in the unit it was reported in."""
 
     # --- Ablation (COLLISION) ------------------------------------------------------------
     ablation_max_cm: float = 3.0
@@ -81,6 +96,11 @@ class Thresholds:
     cp_inr_high: float = 2.3
     cp_class_b_min: int = 7
     cp_class_c_min: int = 10
+    cp_bilirubin_low_umol_l: float = 34.0
+    cp_bilirubin_high_umol_l: float = 51.0
+    cp_albumin_high_g_l: float = 35.0
+    cp_albumin_low_g_l: float = 28.0
+    """Rule set v2: the SI bands, for values reported in umol/L (bilirubin) and g/L (albumin)."""
 
     # --- ALBI (§4) -----------------------------------------------------------------------------
     albi_grade1_max: float = -2.60
@@ -109,8 +129,26 @@ class Thresholds:
 DEFAULT_THRESHOLDS = Thresholds()
 
 
-def thresholds_from_settings(lookback_days: int) -> Thresholds:
-    """Thresholds with the service's ``LIVER_CDS_LOOKBACK_DAYS`` applied."""
-    if lookback_days == DEFAULT_THRESHOLDS.lookback_days:
-        return DEFAULT_THRESHOLDS
-    return Thresholds(lookback_days=lookback_days)
+class LookbackSettings(Protocol):
+    """The settings the engine reads (``service.settings.Settings`` has them)."""
+
+    @property
+    def lookback_days(self) -> int: ...
+
+    @property
+    def imaging_lookback_days(self) -> int: ...
+
+
+def thresholds_from_settings(settings: LookbackSettings) -> Thresholds:
+    """Thresholds with every setting the engine reads applied: ``LIVER_CDS_LOOKBACK_DAYS``
+    and ``LIVER_CDS_IMAGING_LOOKBACK_DAYS``.
+
+    Typed by the two attributes it reads, so the clinical engine does not import the
+    service's settings module (any object with them will do, e.g. in tests).
+    """
+    changes = {
+        name: getattr(settings, name)
+        for name in ("lookback_days", "imaging_lookback_days")
+        if getattr(settings, name) != getattr(DEFAULT_THRESHOLDS, name)
+    }
+    return replace(DEFAULT_THRESHOLDS, **changes) if changes else DEFAULT_THRESHOLDS
