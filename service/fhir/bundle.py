@@ -5,8 +5,10 @@ its FHIR server (fhir-mapping.md §1):
 
 * ``null`` is "no data", a resource is itself, a Bundle is its entries;
 * entries with ``search.mode = outcome`` and OperationOutcome resources are messages, not
-  data: their issue text is logged (never ``diagnostics``, which servers fill with queries
-  and ids) and they become a data-quality note;
+  data: they become a data-quality note quoting their issue text (never ``diagnostics``,
+  which servers fill with queries and ids), and the log gets only each issue's severity
+  and code (:func:`outcome_codes`): an EHR writes patient names and MRNs into
+  ``details.text`` ("Break-the-glass required for ..."), and logs must not hold them;
 * an entry that is not an object, has no resource, or a resource without a string
   ``resourceType`` is skipped and named by its index in a note;
 * a Bundle nested in a Bundle is read by the same rules, with a note (see
@@ -20,6 +22,7 @@ Notes never quote resource contents: they name the place (key, entry index) and 
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -32,6 +35,7 @@ __all__ = [
     "BundleShapeError",
     "Unpacked",
     "next_link",
+    "outcome_codes",
     "outcome_text",
     "unpack",
 ]
@@ -84,8 +88,37 @@ def _type_name(value: Any) -> str:
     return type(value).__name__
 
 
+_ISSUE_TOKEN: Final = re.compile(r"[a-z][a-z-]{0,39}")
+"""What a FHIR ``IssueSeverity`` or ``IssueType`` code looks like (``error``,
+``not-found``, ``too-costly``); anything else is not logged as such."""
+
+
+def outcome_codes(outcome: dict[str, Any]) -> str:
+    """``severity code`` of an OperationOutcome's first issues: what may be logged.
+
+    No free text at all: ``details.text`` and ``diagnostics`` can name the patient. A
+    severity or code that is not a plain FHIR code token is logged as ``?`` (a server
+    that puts a sentence there would otherwise smuggle it into the log).
+    """
+    issues = outcome.get("issue")
+    if not isinstance(issues, list) or not issues:
+        return "no issue given"
+    parts: list[str] = []
+    for issue in issues[:_MAX_ISSUES]:
+        if isinstance(issue, dict):
+            parts.append(f"{_token(issue.get('severity'))} {_token(issue.get('code'))}")
+    if len(issues) > _MAX_ISSUES:
+        parts.append(f"and {len(issues) - _MAX_ISSUES} more")
+    return "; ".join(parts) if parts else "no readable issue"
+
+
+def _token(value: object) -> str:
+    return value if isinstance(value, str) and _ISSUE_TOKEN.fullmatch(value) else "?"
+
+
 def outcome_text(outcome: dict[str, Any]) -> str:
-    """``severity code: text`` of an OperationOutcome's first issues, for notes and logs.
+    """``severity code: text`` of an OperationOutcome's first issues, for notes and 412s
+    (they go back to the EHR that wrote them); never for logs (see :func:`outcome_codes`).
 
     Only ``severity``, ``code`` and ``details.text`` are read (short, meant for people);
     ``diagnostics`` is left out because servers put stack traces and query strings there.
@@ -128,8 +161,10 @@ def next_link(bundle: dict[str, Any]) -> str | None:
 
 
 def _skip_outcome(out: Unpacked, where: str, resource: dict[str, Any]) -> None:
+    log.info(
+        "FHIR OperationOutcome skipped", extra={"where": where, "issues": outcome_codes(resource)}
+    )
     text = outcome_text(resource)
-    log.info("FHIR OperationOutcome skipped", extra={"where": where, "issues": text})
     out.notes.append(DataQualityNote(resource=where, problem=f"the EHR reported a problem: {text}"))
 
 

@@ -37,7 +37,7 @@ from service.notes import DataQualityNote
 from service.observability import get_logger
 from service.settings import Settings
 
-from .bundle import BundleShapeError, outcome_text, unpack
+from .bundle import BundleShapeError, outcome_codes, outcome_text, unpack
 from .client import FetchError, FhirClients, count_failure, get_json, join_url, same_base
 from .template import TemplateError, render
 
@@ -175,8 +175,11 @@ async def resolve(
         value = given[key]
         where = f"prefetch '{key}'"
         if isinstance(value, dict) and value.get("resourceType") == "OperationOutcome":
-            failure = outcome_text(value)
-            log.info("prefetch value is an OperationOutcome", extra={"key": key, "issues": failure})
+            failure = outcome_text(value)  # for the 412 and the note, back to the EHR
+            log.info(
+                "prefetch value is an OperationOutcome",
+                extra={"key": key, "issues": outcome_codes(value)},
+            )
             failed[key] = failure
             missing.append(key)
             continue
@@ -271,7 +274,7 @@ async def resolve(
             notes.append(
                 DataQualityNote(
                     f"FHIR server '{key}'",
-                    f"not (completely) fetched: {outcome.error.detail}; "
+                    f"not (completely) fetched: {caller_detail(outcome.error, settings)}; "
                     "the assessment goes on without it",
                 )
             )
@@ -387,7 +390,7 @@ async def _fetch_all(
                 if outcome.error is not None and outcome.plan.key not in optional_keys:
                     raise DataUnavailable(
                         f"could not obtain '{outcome.plan.key}' from the FHIR server: "
-                        f"{outcome.error.detail}"
+                        f"{caller_detail(outcome.error, settings)}"
                     )
     finally:
         unfinished = [t for t in tasks if not t.done()]
@@ -446,10 +449,40 @@ async def _fetch_key(
     return outcome
 
 
-def _limit(reason: str, detail: str) -> FetchError:
+def _limit(reason: str, detail: str, *, logged: str | None = None) -> FetchError:
+    """Count and log a fetch stopped by a check of ours; ``logged`` replaces ``detail`` in
+    the log when the detail quotes the server (an OperationOutcome's text can name the
+    patient)."""
     count_failure(reason)
-    log.warning("FHIR fetch stopped", extra={"reason": reason, "detail": detail})
+    log.warning("FHIR fetch stopped", extra={"reason": reason, "detail": logged or detail})
     return FetchError(reason, detail)
+
+
+UNIFORM_DETAIL: Final = (
+    "the FHIR server could not be reached or gave no usable FHIR answer "
+    "(the service log names the reason)"
+)
+"""What a caller is told of any network-level fetch failure while authentication is off."""
+_UNIFORM_REASONS: Final = frozenset(
+    {"connect", "network", "timeout", "budget", "status", "body", "size"}
+)
+
+
+def caller_detail(error: FetchError, settings: Settings) -> str:
+    """The words of a fetch failure that go back to the caller (412 message, card note).
+
+    With ``LIVER_CDS_AUTH=off`` anyone may call and name any https host, or a loopback
+    port over http, as ``fhirServer``. "could not be reached" for a closed port but "the
+    connection failed", "did not answer within 2 s", "HTTP 404" or "not JSON" for an open
+    one would turn the service into a port scanner, so every failure before a usable FHIR
+    answer reads the same; the log keeps the reason. With authentication required the
+    caller is a trusted EHR and ``fhirServer`` is on its issuer's list: it gets the detail
+    it needs to fix its integration. (The time taken still differs: a refused connection
+    fails at once, a silent port at ``LIVER_CDS_FHIR_TIMEOUT_S``.)
+    """
+    if settings.auth != "required" and error.reason in _UNIFORM_REASONS:
+        return UNIFORM_DETAIL
+    return error.detail
 
 
 def _read_page(
@@ -466,7 +499,11 @@ def _read_page(
         raise _limit("body", "the response is not a FHIR resource")
     kind = body["resourceType"]
     if kind == "OperationOutcome":
-        raise _limit("body", f"the server answered with an OperationOutcome ({outcome_text(body)})")
+        raise _limit(
+            "body",
+            f"the server answered with an OperationOutcome ({outcome_text(body)})",
+            logged=f"the server answered with an OperationOutcome ({outcome_codes(body)})",
+        )
     if plan.expected_type is not None:
         if kind != plan.expected_type:
             raise _limit("body", f"a read of {plan.expected_type} answered with a {kind}")

@@ -32,6 +32,9 @@ TEMPLATES = {
 }
 SETTINGS = replace(
     Settings(),
+    # As deployed: an authenticated EHR is told why a fetch failed (with auth off every
+    # network-level failure reads the same; see test_fetch_oracle.py).
+    auth="required",
     fhir_timeout_s=0.5,
     call_budget_s=1.0,
     fhir_max_pages=5,
