@@ -73,11 +73,19 @@ CP_C_LABS = {
     "albumin": lab(2.5, "g/dL"),
     "inr": lab(2.5, ""),
 }  # 3 + 3 + 3 + 1 + 1 = 11 -> C
+CP_B_LAB_ONLY = {
+    **NORMAL_LABS,
+    "albumin": lab(2.5, "g/dL"),
+    "inr": lab(1.8, ""),
+}  # 1 + 3 + 2 + 1 + 1 = 8 -> B with a normal bilirubin (chemotherapy albumin, warfarin INR)
 
 
 def facts(**changes: Any) -> Facts:
     """A confirmed colorectal liver metastasis, right lobe, 1 lesion of 2 cm, Child-Pugh A,
-    ECOG 0, age 60, FLR unknown — with ``changes`` applied."""
+    ECOG 0, age 60, FLR unknown — with ``changes`` applied.
+
+    Rule set v2: with the FLR unknown this is rule 20a (CT volumetry before the right
+    hepatectomy); :func:`resectable` gives the rule 21 case."""
     base = Facts(
         patient_id=PID,
         evaluated_at=AT,
@@ -96,6 +104,12 @@ def facts(**changes: Any) -> Facts:
     if changes.get("tumour_kind") == "hcc" and "primary_site" not in changes:
         changes["primary_site"] = None
     return replace(base, **changes)
+
+
+def resectable(**changes: Any) -> Facts:
+    """:func:`facts` with an FLR of 50 %: the plainest resectable case of rule set v2
+    (rule 21, right hepatectomy recommended)."""
+    return facts(**{"flr_percent": 50.0, **changes})
 
 
 def hcc(**changes: Any) -> Facts:
