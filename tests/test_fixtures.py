@@ -70,10 +70,36 @@ REQUIRED_VARIANTS = (
     "surface-qualifier",
     "diffuse-qualifier",
     "caudate-lobe",
+    # rule set v2 (issue 19 and its brief)
+    "deceased-boolean",
+    "deceased-datetime",
+    "c22-9-unspecified",
+    "c22-8-unspecified",
+    "c22-9-with-primary",
+    "caudate-only",
+    "single-section",
+    "bilirubin-reference-range",
+    "portal-hypertension-not-excluded",
+    "portal-hypertension-unknown",
+    "procedure-hemihepatectomy",
+    "procedure-other",
+    "procedures-absent",
+    "stale-imaging",
+    "lesion-measured-twice",
+    "jaundice-condition-resolved",
 )
-RULES = tuple(f"rule-{n}" for n in range(24))
+RULE_IDS = (
+    "0", "1", "1a", "2", "3", "4", "4a", "5", "6", "7", "7a", "8", "9", "10", "11", "12", "12a",
+    "12b", "13", "13a", "14", "15", "16", "16a", "17", "18", "19", "19a", "20", "20a", "21", "22",
+    "23",
+)  # fmt: skip
+RULES = tuple(f"rule-{n}" for n in RULE_IDS)
 ADDITIONS = ("addition:monitoring", "addition:best-supportive-care")
 PREFETCH_KEYS = ("patient", "conditions", "observations")
+OPTIONAL_PREFETCH_KEYS = ("procedures",)
+CPT = "http://www.ama-assn.org/go/cpt"
+HEMIHEPATECTOMY_CPT = {"47122", "47125", "47130"}
+IMAGING_CODES = {(LOINC, "21889-1"), (FINDINGS, "lesion-count"), (FINDINGS, "future-liver-remnant")}
 
 
 @cache
@@ -268,6 +294,68 @@ def platelets_below_100(request: dict[str, Any]) -> bool:
 
 CIRRHOSIS_CODES = {(SCT, "19943007"), (ICD, "K74.60"), (ICD, "K70.30")}
 
+
+def patient_resource(request: dict[str, Any]) -> dict[str, Any]:
+    patient: dict[str, Any] = request["prefetch"]["patient"] or {}
+    return patient
+
+
+def procedures_of(request: dict[str, Any]) -> list[dict[str, Any]]:
+    return [r for r in prefetch_resources(request["prefetch"].get("procedures"))]
+
+
+def completed_cpt(request: dict[str, Any]) -> set[str]:
+    return {
+        code
+        for p in procedures_of(request)
+        if p.get("status") == "completed"
+        for system, code in codings(p.get("code"))
+        if system == CPT
+    }
+
+
+def imaging(request: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        o for o in of_type(request, "Observation") if set(codings(o.get("code"))) & IMAGING_CODES
+    ]
+
+
+def imaging_stale(obs: dict[str, Any]) -> bool:
+    limit = evaluated_at() - timedelta(days=manifest()["imaging_lookback_days"])
+    return obs_time(obs) < limit
+
+
+def platelet_values(request: dict[str, Any]) -> list[float]:
+    factor = {"10*9/L": 1.0, "10*3/uL": 1.0, "/uL": 0.001}
+    return [
+        o["valueQuantity"]["value"] * factor[o["valueQuantity"]["code"]]
+        for o in of_type(request, "Observation")
+        if has_loinc(o, "777-3")
+    ]
+
+
+def section_of(code: str) -> str | None:
+    sections = {
+        "277956007": "left-lateral",
+        "277957003": "left-lateral",
+        "277958008": "left-medial",
+        "871688003": "left-medial",
+        "871689006": "left-medial",
+        "277959000": "right-anterior",
+        "277962002": "right-anterior",
+        "277960005": "right-posterior",
+        "277961009": "right-posterior",
+        "71133005": "caudate",
+    }
+    return sections.get(code)
+
+
+def sided_codes(request: dict[str, Any]) -> list[str]:
+    return [
+        code for s in liver_sites(request) for _, code in codings(s) if code in SEGMENTS | LOBES
+    ]
+
+
 VARIANT_IN_DATA: dict[str, Callable[[dict[str, Any]], bool]] = {
     "icd10-cm": lambda r: any(
         s == ICD for c in of_type(r, "Condition") for s, _ in codings(c.get("code"))
@@ -344,6 +432,51 @@ VARIANT_IN_DATA: dict[str, Callable[[dict[str, Any]], bool]] = {
         (FINDINGS, "diffuse") in qualifiers(s) for s in liver_sites(r)
     ),
     "caudate-lobe": lambda r: any((SCT, "71133005") in codings(s) for s in liver_sites(r)),
+    "deceased-boolean": lambda r: patient_resource(r).get("deceasedBoolean") is True,
+    "deceased-datetime": lambda r: "deceasedDateTime" in patient_resource(r),
+    "c22-9-unspecified": lambda r: bool(conditions_with(r, {(ICD, "C22.9")})),
+    "c22-8-unspecified": lambda r: bool(conditions_with(r, {(ICD, "C22.8")})),
+    "c22-9-with-primary": lambda r: (
+        bool(conditions_with(r, {(ICD, "C22.9")}))
+        and any(
+            (s == ICD and c.startswith(("C18", "C19", "C20")))
+            or (s, c) in {(SCT, "363406005"), (SCT, "363351006")}
+            for cond in of_type(r, "Condition")
+            for s, c in codings(cond.get("code"))
+        )
+    ),
+    "caudate-only": lambda r: set(sided_codes(r)) == {"71133005"},
+    "single-section": lambda r: (
+        bool(sided_codes(r))
+        and None not in {section_of(c) for c in sided_codes(r)}
+        and len({section_of(c) for c in sided_codes(r)}) == 1
+    ),
+    "bilirubin-reference-range": lambda r: any(
+        has_loinc(o, "1975-2", "14631-6") and "referenceRange" in o
+        for o in of_type(r, "Observation")
+    ),
+    "portal-hypertension-not-excluded": lambda r: (
+        bool(conditions_with(r, CIRRHOSIS_CODES))
+        and any(100 <= v < 150 for v in platelet_values(r))
+    ),
+    "portal-hypertension-unknown": lambda r: (
+        bool(conditions_with(r, CIRRHOSIS_CODES)) and not platelet_values(r)
+    ),
+    "procedure-hemihepatectomy": lambda r: bool(completed_cpt(r) & HEMIHEPATECTOMY_CPT),
+    "procedure-other": lambda r: "47120" in completed_cpt(r),
+    "procedures-absent": lambda r: "procedures" not in r["prefetch"],
+    "stale-imaging": lambda r: any(imaging_stale(o) for o in imaging(r)),
+    "lesion-measured-twice": lambda r: (
+        len({obs_time(o).date() for o in sizes(r)}) >= 2
+        and not any((FINDINGS, "lesion-count") in codings(o.get("code")) for o in imaging(r))
+    ),
+    "jaundice-condition-resolved": lambda r: (
+        bool(conditions_with(r, {(ICD, "R17"), (SCT, "18165001")}))
+        and any(
+            has_loinc(o, "1975-2") and o["valueQuantity"]["value"] <= 1.2
+            for o in of_type(r, "Observation")
+        )
+    ),
 }
 
 
@@ -408,10 +541,10 @@ def test_expectations_are_internally_consistent() -> None:
     for e in patient_entries():
         x = e["expected"]
         assert not set(x["recommended"]) & set(x["offered_not_recommended"]), e["file"]
-        if x["rule"] in ("1", "2", "5"):
+        if x["rule"] in ("1", "1a", "2", "4a", "5"):
             assert x["verdict"] == "indeterminate", e["file"]
             assert x["recommended"] == ["mdt-review"] and not x["offered_not_recommended"]
-        if x["rule"] == "5":
+        if x["rule"] in ("1a", "4a", "5"):
             assert x["missing_essential"], e["file"]
         if x["verdict"] not in (None, "indeterminate") and x["rule"] not in ("3", "4"):
             assert not x["missing_essential"], e["file"]
@@ -435,13 +568,13 @@ def test_hook_request_has_the_cds_hooks_fields(entry: dict[str, Any]) -> None:
         assert request["fhirServer"].startswith("https://")
         assert "fhirAuthorization" in request
     prefetch = request["prefetch"]
-    assert set(prefetch) == set(PREFETCH_KEYS)
+    assert set(PREFETCH_KEYS) <= set(prefetch) <= set(PREFETCH_KEYS + OPTIONAL_PREFETCH_KEYS)
     patient = prefetch["patient"]
     assert patient is None or (
         patient["resourceType"] == "Patient" and patient["id"] == entry["patient_id"]
     )
-    for key in ("conditions", "observations"):
-        value = prefetch[key]
+    for key in ("conditions", "observations", "procedures"):
+        value = prefetch.get(key)
         if value is not None and value["resourceType"] == "Bundle":
             assert value["type"] == "searchset"
 
@@ -458,10 +591,41 @@ def test_resources_of_the_patient_reference_the_patient() -> None:
         request = load(e["file"])
         own = f"Patient/{e['patient_id']}"
         for r in all_resources(request):
-            if r["resourceType"] in ("Condition", "Observation"):
+            if r["resourceType"] in ("Condition", "Observation", "Procedure"):
                 assert r["subject"]["reference"] == own or (
                     "variant:other-patient-data" in e["covers"]
                 ), (e["file"], r["id"])
+
+
+def test_imaging_is_fresh_except_where_a_fixture_is_about_stale_imaging() -> None:
+    """Rule set v2 ignores imaging older than the imaging lookback; a fixture that is not
+    about staleness must not depend on it by accident (and keeps clear of the boundary)."""
+    margin = timedelta(days=manifest()["imaging_lookback_days"] - 30)
+    for e in patient_entries():
+        for o in imaging(load(e["file"])):
+            if "variant:stale-imaging" in e["covers"] and imaging_stale(o):
+                assert evaluated_at() - obs_time(o) >= timedelta(days=120), (e["file"], o["id"])
+            else:
+                assert evaluated_at() - obs_time(o) <= margin, (e["file"], o["id"])
+
+
+def test_cirrhotic_hcc_has_a_platelet_count_unless_it_tests_the_unknown_case() -> None:
+    """v2 §5: portal hypertension is essential for hcc with cirrhosis."""
+    hcc_codes = {(SCT, "109841003"), (ICD, "C22.0")}
+    for e in patient_entries():
+        request = load(e["file"])
+        if conditions_with(request, hcc_codes) and conditions_with(request, CIRRHOSIS_CODES):
+            assert platelet_values(request) or (
+                "variant:portal-hypertension-unknown" in e["covers"]
+            ), e["file"]
+
+
+def test_every_procedure_is_coded_with_a_resection_code_of_the_mapping() -> None:
+    for e in patient_entries():
+        for p in procedures_of(load(e["file"])):
+            assert {c for s, c in codings(p["code"]) if s == CPT} <= {"47120"} | (
+                HEMIHEPATECTOMY_CPT
+            ), (e["file"], p["id"])
 
 
 def test_no_observation_is_dated_after_the_evaluation_time() -> None:
