@@ -23,8 +23,8 @@ from service.clinical.model import (
     OfferedOption,
     Score,
 )
+from service.render import compact, proposals, schema, templates
 from service.render import markdown as md
-from service.render import proposals, schema, templates
 from service.render.content import (
     SEGMENTS,
     SUMMARY_MAX,
@@ -102,6 +102,12 @@ def distribution_phrase(content: CardContent, facts: Facts) -> str:
     segment = normalised_segment(facts.segment) if facts.single_segment else None
     if segment is not None:
         return templates.fill(phrases["single-segment"], {"segment": segment})
+    if facts.distribution == "caudate":
+        return phrases["caudate"]
+    if facts.single_section and facts.section is not None and facts.section in content.sections:
+        return templates.fill(
+            phrases["single-section"], {"section": content.sections[facts.section]}
+        )
     if facts.distribution == "left" and facts.surface:
         return phrases["left-surface"]
     return phrases.get(facts.distribution, phrases["unknown"])
@@ -154,7 +160,7 @@ def assessment_card(
         "uuid": ctx.new_uuid(),
         "summary": summary(content, assessment),
         "indicator": INDICATORS[verdict],
-        "detail": assessment_detail(content, assessment, sources),
+        "detail": _compact(content, assessment),
         "source": source,
     }
     suggestions = option_suggestions(content, assessment, ctx)
@@ -164,9 +170,12 @@ def assessment_card(
     reasons = override_reasons(content, "assessment")
     if reasons:
         card["overrideReasons"] = reasons
-    links = [
-        {"label": s.label, "url": s.url, "type": "absolute"} for s in sources if s.url is not None
-    ]
+    links = []
+    seen: set[str] = set()
+    for s in sources:  # the sources appear here only, never inline in the detail
+        if s.url is not None and s.url not in seen:
+            seen.add(s.url)
+            links.append({"label": s.label, "url": s.url, "type": "absolute"})
     if ctx.smart_app_url:
         links.append({"label": content.smart_link_label, "url": ctx.smart_app_url, "type": "smart"})
     if links:
@@ -291,9 +300,22 @@ def _qualifier(content: CardContent, option: OfferedOption) -> str:
 # --- the detail (GitHub-flavoured Markdown) ----------------------------------------------
 
 
-def assessment_detail(
-    content: CardContent, assessment: Assessment, sources: list[SourceContent]
-) -> str:
+def _compact(content: CardContent, assessment: Assessment) -> str:
+    """The card's detail: the compact view of :mod:`service.render.compact`."""
+    wording: dict[str, OptionContent] = {
+        o.code: _option_content(content, o.code) for o in assessment.options
+    }
+    qualifiers: dict[str, str] = {o.code: _qualifier(content, o) for o in assessment.options}
+    return compact.compact_detail(content, assessment, wording, qualifiers)
+
+
+def full_detail(content: CardContent, assessment: Assessment) -> str:
+    """Everything behind the card, as Markdown: each fact used with its sources, every
+    option with all its risks, the scores with their inputs, assumptions, data-quality notes
+    and the citations. Not on the card (it is too long for an EHR sidebar): for the full
+    view and for review. Long lists are not capped here; the caller bounds its page.
+    """
+    sources = cited_sources(content, assessment)
     sections = [
         _why(content, assessment),
         _facts_used(content, assessment),
@@ -392,8 +414,9 @@ def _options(content: CardContent, assessment: Assessment) -> str:
         if text.description:
             line += f": {text.description}"
         lines.append(line)
-        if text.risks:
-            risks = templates.fill(texts["risks"], {"risks": ", ".join(text.risks)})
+        all_risks = text.risks_for(compact.disease_risk_key(assessment.facts))
+        if all_risks:
+            risks = templates.fill(texts["risks"], {"risks": ", ".join(all_risks)})
         else:
             risks = texts["no_risks"]
         lines.append(f"   - {risks}")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +33,12 @@ SUMMARY_MAX = 139
 SEGMENTS: tuple[str, ...] = ("I", "II", "III", "IV", "V", "VI", "VII", "VIII")
 
 RULE_VERDICTS: dict[str, str] = {
-    **dict.fromkeys(("1", "2", "5"), "indeterminate"),
+    **dict.fromkeys(("1", "1a", "2", "4a", "5"), "indeterminate"),
+    **dict.fromkeys(("3", "4", "6", "7", "7a", "8", "9", "10", "11", "12"), "not-resectable"),
+    **dict.fromkeys(("12a", "15", "16a", "17", "18", "23"), "not-resectable"),
     **dict.fromkeys(
-        ("3", "4", "6", "7", "8", "9", "10", "11", "12", "15", "17", "18", "23"), "not-resectable"
+        ("12b", "13", "13a", "16", "19", "19a", "20", "20a", "22"), "potentially-resectable"
     ),
-    **dict.fromkeys(("13", "16", "19", "20", "22"), "potentially-resectable"),
     **dict.fromkeys(("14", "21"), "resectable"),
 }
 """The verdict each rule of clinical-rules.md §3 gives (used to check summary lengths)."""
@@ -65,6 +66,14 @@ class OptionContent:
     risks: tuple[str, ...]
     modifiers: Mapping[str, str]
     codings: tuple[Mapping[str, str], ...]
+    leading: str = ""
+    """The risk the compact card names first when no patient-specific modifier applies."""
+    by_disease: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Risks shown only for one tumour kind: ``hcc`` or a primary site (``colorectal``)."""
+
+    def risks_for(self, disease: str | None) -> tuple[str, ...]:
+        """Every risk of this option for a patient whose disease key is ``disease``."""
+        return (*self.risks, *self.by_disease.get(disease or "", ()))
 
 
 @dataclass(frozen=True)
@@ -109,6 +118,9 @@ class MissingContent:
     """Status when the fact is absent, instead of the default "not recorded"."""
     order: str | None
     action: str | None
+    why_liver_disease: str | None = None
+    """Instead of ``why`` (and its ranked variants) for a patient with cirrhosis or HCC,
+    where a rule applies that does not apply without (e.g. Child-Pugh B and resection)."""
 
 
 @dataclass(frozen=True)
@@ -151,6 +163,12 @@ class CardContent:
     fact_values: Mapping[str, Mapping[str, str]]
     scores: Mapping[str, ScoreContent]
     texts: Mapping[str, str]
+    card: Mapping[str, str]
+    """Wording of the compact assessment card (``card`` in ruleset.yaml)."""
+    sections: Mapping[str, str]
+    findings: Mapping[str, str]
+    portal_hypertension: Mapping[str, str]
+    not_assessed: Mapping[str, str]
     options: Mapping[str, OptionContent]
     qualifiers: Mapping[str, str]
     sources: tuple[SourceContent, ...]
@@ -304,7 +322,9 @@ def _build(directory: Path, raw: Mapping[str, Any]) -> CardContent:
     options: dict[str, OptionContent] = {}
     for code in OPTION_CODES:
         entry = raw["options.yaml"]["options"][code]
-        group = groups.get(entry.get("risk_group", ""), {"risks": [], "modifiers": {}})
+        group = groups.get(
+            entry.get("risk_group", ""), {"risks": [], "leading": "", "modifiers": {}}
+        )
         options[code] = OptionContent(
             code=code,
             label=entry["label"],
@@ -314,6 +334,8 @@ def _build(directory: Path, raw: Mapping[str, Any]) -> CardContent:
             risks=tuple(group["risks"]),
             modifiers=dict(group["modifiers"]),
             codings=tuple(entry.get("codings", ())),
+            leading=group["leading"],
+            by_disease={k: tuple(v) for k, v in group.get("by_disease", {}).items()},
         )
     sources = tuple(
         SourceContent(
@@ -339,6 +361,7 @@ def _build(directory: Path, raw: Mapping[str, Any]) -> CardContent:
             why=entry["why"],
             why_essential=entry.get("why_essential", entry["why"]),
             why_refine=entry.get("why_refine", entry["why"]),
+            why_liver_disease=entry.get("why_liver_disease"),
             missing=entry.get("missing"),
             order=entry.get("order"),
             action=entry.get("action"),
@@ -393,6 +416,11 @@ def _build(directory: Path, raw: Mapping[str, Any]) -> CardContent:
             for key, entry in ((k, ruleset["scores"][k]) for k in schema.SCORE_KEYS)
         },
         texts=dict(ruleset["texts"]),
+        card=dict(ruleset["card"]),
+        sections=dict(ruleset["sections"]),
+        findings=dict(ruleset["findings"]),
+        portal_hypertension=dict(ruleset["portal_hypertension"]),
+        not_assessed=dict(ruleset["not_assessed"]),
         options=options,
         qualifiers=dict(raw["options.yaml"]["qualifiers"]),
         sources=sources,
@@ -443,13 +471,19 @@ def summary_templates(content: CardContent) -> dict[str, tuple[str, tuple[str, .
 
 def summary_values(content: CardContent) -> dict[str, tuple[str, ...]]:
     """Every value each summary placeholder can take (``reason`` excepted: per template)."""
-    distributions = [text for key, text in content.distributions.items() if key != "single-segment"]
-    single = content.distributions["single-segment"]
-    for segment in SEGMENTS:
+    templated = ("single-segment", "single-section")
+    distributions = [text for key, text in content.distributions.items() if key not in templated]
+    fills = [
+        (content.distributions["single-segment"], {"segment": segment}) for segment in SEGMENTS
+    ] + [
+        (content.distributions["single-section"], {"section": section})
+        for section in content.sections.values()
+    ]
+    for template, values in fills:
         try:
-            distributions.append(templates.fill(single, {"segment": segment}))
+            distributions.append(templates.fill(template, values))
         except (KeyError, ValueError, IndexError):
-            distributions.append(single)
+            distributions.append(template)
     return {
         "disease": tuple(content.diseases.values()),
         "distribution": tuple(distributions),
@@ -501,8 +535,10 @@ def _check(content: CardContent, raw: Mapping[str, Any]) -> list[str]:
         problems += _template_problems(
             f"data-needed.yaml: texts.{key}", content.data_texts[key], allowed
         )
+    for key, allowed in schema.CARD_TEXTS.items():
+        problems += _template_problems(f"ruleset.yaml: card.{key}", content.card[key], allowed)
     for key, text in content.distributions.items():
-        allowed = ("segment",) if key == "single-segment" else ()
+        allowed = {"single-segment": ("segment",), "single-section": ("section",)}.get(key, ())
         problems += _template_problems(f"ruleset.yaml: distributions.{key}", text, allowed)
     for key, score in content.scores.items():
         problems += _template_problems(f"ruleset.yaml: scores.{key}.value", score.value, ("value",))

@@ -76,7 +76,11 @@ def data_needed_card(
         "uuid": new_uuid(),
         "summary": data_needed_summary(content, items),
         "indicator": "info",
-        "detail": data_needed_detail(content, items),
+        "detail": data_needed_detail(
+            content,
+            items,
+            liver_disease=assessment.facts.cirrhosis or assessment.facts.tumour_kind == "hcc",
+        ),
         "source": source,
     }
     suggestions = order_suggestions(content, items, patient_id, new_uuid, assessment)
@@ -93,17 +97,26 @@ def data_needed_card(
     return card
 
 
-def data_needed_detail(content: CardContent, items: list[MissingItem]) -> str:
+def data_needed_detail(
+    content: CardContent, items: list[MissingItem], *, liver_disease: bool = False
+) -> str:
+    """Each item with its status, what it would change, and what to order.
+
+    ``liver_disease``: the patient has cirrhosis or HCC, so the rules that apply only then
+    (Child-Pugh B and resection) may be named; never otherwise (cards.md v2).
+    """
     texts = content.data_texts
     sections = []
     for essential, heading in ((True, "essential_heading"), (False, "refine_heading")):
-        lines = [_line(content, item) for item in items if item.essential is essential]
+        lines = [
+            _line(content, item, liver_disease) for item in items if item.essential is essential
+        ]
         if lines:
             sections.append(f"**{texts[heading]}**\n\n" + "\n".join(lines))
     return "\n\n".join(sections)
 
 
-def _line(content: CardContent, item: MissingItem) -> str:
+def _line(content: CardContent, item: MissingItem, liver_disease: bool) -> str:
     texts = content.data_texts
     wording = _item_content(content, item.fact)
     if item.stale_since is not None:
@@ -111,6 +124,8 @@ def _line(content: CardContent, item: MissingItem) -> str:
     else:
         status = wording.missing or texts["missing"]
     why = wording.why_essential if item.essential else wording.why_refine
+    if wording.why_liver_disease and liver_disease:
+        why = wording.why_liver_disease  # a rule that applies only with cirrhosis or HCC
     detail = " ".join(item.detail.split())
     if detail and not _already_said(detail, wording.label, why):
         status += f" ({md.text(detail)})"  # which inputs, e.g. "no INR"

@@ -37,19 +37,40 @@ def find_html(value: str) -> str | None:
     return match.group(0) if match else None
 
 
-def text(value: object) -> str:
-    """Render an engine value as inert Markdown text.
+_TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
+"""``<`` where HTML would start a tag, comment or declaration (``<b``, ``</``, ``<!``)."""
 
-    Whitespace (including newlines) collapses to single spaces so a value cannot start a
-    block; ``<``, ``>`` and ``&`` become entities; inline Markdown punctuation is
-    backslash-escaped; URL-like text is broken up so GFM does not autolink it.
+_BLOCK_START = re.compile(r"^(?:>|[#+*-]+(?=\s|$)|=+\s*$|\d{1,9}(?=[.)](?:\s|$)))")
+"""Text that would start a block (quote, heading, list) at the start of a line or bullet."""
+
+
+def text(value: object) -> str:
+    """Render an engine value as inert Markdown text that also reads right as plain text.
+
+    Some EHRs show ``detail`` unrendered, so nothing becomes an HTML entity: a ``<`` that
+    would open a tag gets a space after it (``< b>``, which neither Markdown nor HTML reads
+    as a tag), an ``&`` that would start an entity likewise (``& gt;``); ``>`` and a ``<``
+    before a digit or space are inert mid-line and stay. Whitespace (including newlines)
+    collapses to single spaces and a leading block marker is escaped, so a value cannot
+    start a block; inline Markdown punctuation is backslash-escaped; URL-like text is broken
+    up so GFM does not autolink it.
     """
     raw = str(value)
-    if _INERT.issuperset(raw) and "//" not in raw and "www." not in raw.lower():
+    if (
+        _INERT.issuperset(raw)
+        and "//" not in raw
+        and "www." not in raw.lower()
+        and not _BLOCK_START.match(raw)
+    ):
         return raw  # the common case (numbers, units, codes): nothing to escape
     raw = " ".join(raw.split())
-    raw = raw.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    raw = _TAG_START.sub("< ", raw)
+    raw = _HTML_ENTITY.sub(lambda m: "& " + m.group(0)[1:], raw)
     raw = _MD_PUNCTUATION.sub(r"\\\1", raw)
+    start = _BLOCK_START.match(raw)
+    if start is not None:  # escape the marker's punctuation: "\\- x", "\\> x", "3\\. x"
+        at = start.end() if raw[:1].isdigit() else 0
+        raw = raw[:at] + "\\" + raw[at:]
     return _AUTOLINK.sub(_break_autolink, raw)
 
 

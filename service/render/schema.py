@@ -14,11 +14,17 @@ from service.clinical.model import (
     MissingFact,
     PrimarySite,
     RiskModifier,
+    Section,
     TumourKind,
 )
 
-RULE_IDS: tuple[str, ...] = tuple(str(n) for n in range(1, 24))
-"""The deciding rules of clinical-rules.md §3 that produce cards (rule 0 produces none)."""
+RULE_IDS: tuple[str, ...] = (
+    *(str(n) for n in range(1, 24)),
+    *("1a", "4a", "7a", "12a", "12b", "13a", "16a", "19a", "20a"),
+)
+"""The deciding rules of clinical-rules.md §3 that produce cards (rule 0 produces none),
+rule set v2's lettered rules included."""
+SECTIONS: tuple[str, ...] = get_args(Section)
 
 TOPIC_CODES: tuple[str, ...] = (*VERDICTS, "data-needed")
 SCORE_KEYS: tuple[str, ...] = ("child_pugh", "albi", "meld", "meld_na", "fong", "bclc")
@@ -37,7 +43,9 @@ DISTRIBUTION_KEYS: tuple[str, ...] = (
     "right",
     "left",
     "left-surface",
+    "caudate",
     "single-segment",
+    "single-section",
     "bilobar",
     "diffuse",
     "unknown",
@@ -81,11 +89,77 @@ DATA_NEEDED_TEXTS: dict[str, tuple[str, ...]] = {
 }
 """Keys of ``texts`` in data-needed.yaml and the placeholders each may use."""
 
+CARD_TEXTS: dict[str, tuple[str, ...]] = {
+    "where": ("parts",),
+    "one_lesion": (),
+    "lesions": ("count",),
+    "largest": ("size",),
+    "imaging_date": ("date",),
+    "no_imaging_date": (),
+    "liver": ("parts",),
+    "child_pugh": ("category", "points"),
+    "child_pugh_unknown": (),
+    "bilirubin": ("value",),
+    "bilirubin_above_normal": ("uln",),
+    "jaundice": (),
+    "ecog": ("ecog",),
+    "ecog_from_karnofsky": ("ecog", "karnofsky"),
+    "ecog_unknown": (),
+    "flr": ("flr",),
+    "flr_threshold": ("threshold",),
+    "flr_unknown_major": (),
+    "recorded": ("items",),
+    "not_recorded": ("items",),
+    "extrahepatic_sites": ("sites",),
+    "portal_hypertension": ("judgement",),
+    "marker": ("name", "value"),
+    "unspecified_code": ("codes",),
+    "liver_code_unstated": ("codes",),
+    "previous_resection": ("procedure",),
+    "previous_resection_none": (),
+    "procedures_unchecked": (),
+    "assumed": ("text",),
+    "data_quality": ("text",),
+    "more": ("count",),
+    "options_heading": (),
+    "option_line": ("option", "status", "risk"),
+    "option_line_patient": ("option", "status", "risk"),
+    "option_line_no_risk": ("option", "status"),
+    "also_offered": ("options",),
+    "not_assessed": ("items",),
+    "missing": ("items",),
+    "footer": ("label",),
+}
+"""Keys of ``card`` in ruleset.yaml (the compact assessment card) and their placeholders."""
+
+FINDINGS: tuple[str, ...] = ("extrahepatic_disease", "cirrhosis", "macrovascular_invasion")
+"""Negative findings the card states as "not recorded" (cards.md v2), in that order."""
+PORTAL_HYPERTENSION_KEYS: tuple[str, ...] = (
+    "present/condition",
+    "present/ascites",
+    "suspected/platelets",
+    "not-excluded/platelets",
+    "absent/platelets",
+    "absent/no-cirrhosis",
+    "unknown/unknown",
+    "present",
+    "suspected",
+    "not-excluded",
+    "absent",
+    "unknown",
+)
+"""``portal_hypertension`` judgements: state/basis, and a fallback per state."""
+NOT_ASSESSED_KEYS: tuple[str, ...] = ("margins", "vessels", "flr")
+DISEASE_RISK_KEYS: tuple[str, ...] = ("hcc", *PRIMARY_SITES)
+
 SUMMARY_FIELDS: tuple[str, ...] = ("disease", "distribution", "option", "child_pugh", "reason")
 
 CODE_PATTERN = r"^[A-Za-z0-9-]{1,100}$"
 HTTPS_URL = {"type": "string", "pattern": r"^https://[^\s<>\"]+$"}
 _TEXT: dict[str, Any] = {"type": "string", "minLength": 1}
+_SUGGESTION: dict[str, Any] = {"type": "string", "pattern": "^Propose ", "maxLength": 100}
+"""A suggestion's button label: every suggestion creates a draft proposal, so its label
+says so ("Propose ...", never "Order ..." or "Refer ...")."""
 
 
 def _texts(keys: tuple[str, ...] | list[str]) -> dict[str, Any]:
@@ -163,6 +237,11 @@ RULESET: dict[str, Any] = _object(
             SCORE_KEYS,
         ),
         "texts": _texts(list(RULESET_TEXTS)),
+        "card": _texts(list(CARD_TEXTS)),
+        "sections": _texts(SECTIONS),
+        "findings": _texts(FINDINGS),
+        "portal_hypertension": _texts(PORTAL_HYPERTENSION_KEYS),
+        "not_assessed": _texts(NOT_ASSESSED_KEYS),
     },
     (
         "version",
@@ -181,6 +260,11 @@ RULESET: dict[str, Any] = _object(
         "fact_values",
         "scores",
         "texts",
+        "card",
+        "sections",
+        "findings",
+        "portal_hypertension",
+        "not_assessed",
     ),
 )
 
@@ -193,7 +277,7 @@ OPTIONS: dict[str, Any] = _object(
                         "label": _TEXT,
                         "summary": _TEXT,
                         "description": _TEXT,
-                        "suggestion": {"type": "string", "minLength": 1, "maxLength": 100},
+                        "suggestion": _SUGGESTION,
                         "risk_group": _TEXT,
                         "codings": _list_of(_CODING),
                     },
@@ -216,13 +300,19 @@ RISKS: dict[str, Any] = _object(
             "additionalProperties": _object(
                 {
                     "risks": _list_of(_TEXT),
+                    "leading": _TEXT,
+                    "by_disease": {
+                        "type": "object",
+                        "propertyNames": {"enum": list(DISEASE_RISK_KEYS)},
+                        "additionalProperties": _list_of(_TEXT),
+                    },
                     "modifiers": {
                         "type": "object",
                         "propertyNames": {"enum": list(RISK_MODIFIERS)},
                         "additionalProperties": _TEXT,
                     },
                 },
-                ("risks", "modifiers"),
+                ("risks", "leading", "modifiers"),
             ),
         }
     },
@@ -275,6 +365,7 @@ DATA_NEEDED: dict[str, Any] = _object(
                         "why": _TEXT,
                         "why_essential": _TEXT,
                         "why_refine": _TEXT,
+                        "why_liver_disease": _TEXT,
                         "missing": _TEXT,
                         "order": _TEXT,
                         "action": _TEXT,
@@ -293,7 +384,7 @@ DATA_NEEDED: dict[str, Any] = _object(
                 {
                     "display": _TEXT,
                     "text": _TEXT,
-                    "suggestion": {"type": "string", "minLength": 1, "maxLength": 100},
+                    "suggestion": _SUGGESTION,
                     "codings": _list_of(_CODING),
                 },
                 ("display", "text", "suggestion"),

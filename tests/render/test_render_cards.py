@@ -16,7 +16,7 @@ from service.clinical.model import (
     MissingItem,
     OfferedOption,
 )
-from service.render.cards import render_cards
+from service.render.cards import full_detail, render_cards
 from service.render.content import load_content
 
 TOPIC = "https://liver-cds.org/fhir/CodeSystem/card-topic"
@@ -27,6 +27,11 @@ UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 
 def render(assessment: Assessment, **context: Any) -> list[dict[str, Any]]:
     return render_cards(assessment, b.context(**context))
+
+
+def full(assessment: Assessment) -> str:
+    """The full detail (the full view's text: scores, every risk, sources)."""
+    return full_detail(load_content(), assessment)
 
 
 def by_topic(cards: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -146,7 +151,8 @@ def test_a_qualifier_is_shown_with_the_option() -> None:
     systemic = next(s for s in card["suggestions"] if "systemic" in s["label"])
     assert systemic["label"].endswith("(perioperative)")
     assert systemic["actions"][0]["resource"]["code"]["text"] == "Systemic therapy (perioperative)"
-    assert "**Systemic therapy**, perioperative" in card["detail"]
+    assert "Systemic therapy, perioperative (may be considered)" in card["detail"]
+    assert "**Systemic therapy**, perioperative" in full(b.colorectal_right())
 
 
 def test_override_reasons_are_codings_with_display() -> None:
@@ -198,11 +204,12 @@ def test_a_smart_link_only_when_configured() -> None:
 def test_detail_states_the_verdict_and_the_deciding_rule() -> None:
     detail = render(b.hcc_cirrhosis_child_b())[0]["detail"]
     assert detail.startswith("**Not resectable** (rule 9):")
-    assert load_content().verdict_explanations["not-resectable"] in detail
+    assert load_content().rules["9"].text in detail.splitlines()[0]
+    assert load_content().verdict_explanations["not-resectable"] in full(b.hcc_cirrhosis_child_b())
 
 
 def test_detail_lists_each_fact_used_with_value_date_and_source() -> None:
-    detail = render(b.colorectal_right())[0]["detail"]
+    detail = full(b.colorectal_right())
     assert (
         "- **Distribution**: right (segments VI, VII) (2026-10-14; Condition/liver-met-1)" in detail
     )
@@ -211,7 +218,7 @@ def test_detail_lists_each_fact_used_with_value_date_and_source() -> None:
 
 
 def test_detail_shows_each_option_with_its_risks_and_patient_modifiers() -> None:
-    detail = render(b.hcc_cirrhosis_child_b())[0]["detail"]
+    detail = full(b.hcc_cirrhosis_child_b())
     content = load_content()
     options = detail.split("**Options (recommended first)**")[1].split("**Scores**")[0]
     blocks = re.split(r"\n(?=\d+\. )", options.strip())
@@ -238,7 +245,7 @@ def test_modifiers_are_named_only_when_the_engine_found_them() -> None:
 
 
 def test_scores_show_points_per_item_and_what_was_assumed() -> None:
-    detail = render(b.hcc_cirrhosis_child_b())[0]["detail"]
+    detail = full(b.hcc_cirrhosis_child_b())
     scores = detail.split("**Scores**")[1]
     assert "- **Child-Pugh**: 8 points, class B." in scores
     assert "Bilirubin 1.1 mg/dL (2026-10-20): 1 point" in scores
@@ -256,21 +263,21 @@ def test_colorectal_cards_show_fong_not_bclc() -> None:
             bclc=b.hcc_cirrhosis_child_b().scores.bclc,
         )
     )
-    scores = render(assessment)[0]["detail"].split("**Scores**")[1]
+    scores = full(assessment).split("**Scores**")[1]
     assert "**Fong clinical risk score**: 1 of 5, low risk." in scores
     assert "Not known: CEA." in scores
     assert "BCLC" not in scores
 
 
 def test_assumptions_data_quality_and_sources_are_listed() -> None:
-    detail = render(b.hcc_cirrhosis_child_b())[0]["detail"]
+    detail = full(b.hcc_cirrhosis_child_b())
     assert (
         "**Assumptions**\n\n- Ascites severity not recorded: scored as mild (2 points)." in detail
     )
     sources = detail.split("**Sources**")[1]
     assert "[BCLC 2022](https://doi.org/10.1016/j.jhep.2021.11.018): Reig M" in sources
     assert "CNLC 2022" not in sources  # rule 9 is not a CNLC rule
-    indeterminate = render(b.indeterminate_missing())[0]["detail"]
+    indeterminate = full(b.indeterminate_missing())
     assert (
         "**Data quality**\n\n- Observation/bad-unit: bilirubin unit 'mmol' unknown" in indeterminate
     )
@@ -292,7 +299,7 @@ def test_heuristics_and_clinical_notes_are_named() -> None:
 
 def test_facts_used_are_the_ones_the_rules_consulted_in_that_order() -> None:
     assessment = b.colorectal_right(facts_used=("ecog", "distribution", "tumour_kind"))
-    facts = render(assessment)[0]["detail"].split("**Facts used**")[1].split("**Options")[0]
+    facts = full(assessment).split("**Facts used**")[1].split("**Options")[0]
     lines = [line for line in facts.strip().splitlines()]
     assert [line.split("**")[1] for line in lines] == [
         "ECOG performance status",
@@ -300,7 +307,7 @@ def test_facts_used_are_the_ones_the_rules_consulted_in_that_order() -> None:
         "Tumour",
     ]
     assert "- **Tumour**: liver metastases (2026-10-14; Condition/liver-met-1)" in lines
-    everything = render(b.colorectal_right())[0]["detail"]
+    everything = full(b.colorectal_right())
     assert "**Number of liver lesions**: 2" in everything  # no facts_used: all evidence
 
 
@@ -400,9 +407,10 @@ def test_cards_contain_no_null_and_no_empty_value() -> None:
 def test_sources_for_colorectal_metastases_are_not_cited_when_hcc_rules_apply() -> None:
     assessment = b.hcc_cirrhosis_child_b(primary_site="colorectal", hcc_and_secondary_found=True)
     card = render(assessment)[0]
-    assert "COLLISION" not in card["detail"] and "TransMet" not in card["detail"]
+    assert "COLLISION" not in full(assessment) and "TransMet" not in full(assessment)
     assert all("S1470-2045(24)00660-0" not in link["url"] for link in card["links"])
-    assert "BCLC 2022" in card["detail"]
+    assert "BCLC 2022" in full(assessment)
+    assert "BCLC 2022" not in card["detail"]  # sources are links, never inline
 
 
 def test_data_needed_shows_the_engine_detail_unless_the_wording_already_says_it() -> None:

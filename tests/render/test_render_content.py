@@ -320,4 +320,4 @@ def test_liver_cds_cards_dir_selects_the_wording(tmp_path: Path) -> None:
     settings = Settings.from_env({"LIVER_CDS_CARDS_DIR": str(cards)})
     card = render_cards(b.colorectal_right(), b.context(cards_dir=settings.cards_dir))[0]
     assert card["source"]["label"].endswith("v2099.1-test")
-    assert "right hemihepatectomy may be an option" in card["summary"]
+    assert "may be removable by right hemihepatectomy" in card["summary"]

@@ -14,7 +14,13 @@ from service.render import markdown as md
     [
         ("2.0 mg/dL", "2.0 mg/dL"),
         ("1 (from Karnofsky 80)", "1 (from Karnofsky 80)"),
-        ("<b>x</b> & y", "&lt;b&gt;x&lt;/b&gt; &amp; y"),
+        ("<b>x</b> & y", "< b>x< /b> & y"),
+        ("&gt; 11 &amp; &#60;", "& gt; 11 & amp; & #60;"),
+        ("MELD > 11, size < 3 cm", "MELD > 11, size < 3 cm"),
+        ("- item", "\\- item"),
+        ("> quote", "\\> quote"),
+        ("3. item", "3\\. item"),
+        ("-2.86", "-2.86"),
         ("[a](http://e.x)", "\\[a\\](http:\\/\\/e.x)"),
         ("*bold* _it_ `code` a|b ~s~", "\\*bold\\* \\_it\\_ \\`code\\` a\\|b \\~s\\~"),
         ("line one\n# heading\r\n- item", "line one # heading - item"),
@@ -37,7 +43,7 @@ def test_find_html_spots_tags_comments_and_entities_but_not_comparisons() -> Non
 
 def test_references_are_kept_only_when_well_formed() -> None:
     assert md.reference("Observation/abc-1.2") == "Observation/abc-1.2"
-    assert md.reference("Observation/<x>") == "Observation/&lt;x&gt;"
+    assert md.reference("Observation/<x>") == "Observation/< x>"
     assert md.reference("Bundle entry 7") == "Bundle entry 7"
 
 

@@ -123,10 +123,11 @@ def test_the_summary_names_the_first_recommended_option_other_than_mdt(
     assert headline_option(only_mdt) == "mdt-review"
 
 
-def test_the_spec_example_summary(content: CardContent) -> None:
+def test_the_spec_example_summary_says_possible_never_certain(content: CardContent) -> None:
+    """cards.md's example, in v2 wording: "may be removable by ...", never certain."""
     assert summary(content, b.colorectal_right()) == (
-        "Colorectal liver metastases confined to right lobe: right hepatectomy may be an option "
-        "(Child-Pugh A)"
+        "Colorectal liver metastases confined to right lobe: may be removable by right "
+        "hepatectomy (Child-Pugh A)"
     )
 
 

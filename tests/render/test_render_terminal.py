@@ -21,12 +21,12 @@ def test_cards_read_like_the_ehr_shows_them() -> None:
     assert cards[0]["summary"] in first
     assert "Resectability indeterminate (rule 5):" in first
     assert "**" not in text and "&lt;" not in text
-    assert "[recommended] Refer for liver MDT review" in first
+    assert "[recommended] Propose referral for liver MDT review" in first
     assert "create ServiceRequest (draft, proposal): Liver MDT review" in first
     assert "[SMART app]: https://smart.example.org/launch" in first
     assert "Override reasons: Already reviewed by the MDT" in first
     assert second.startswith(" | INFO | Data needed ==")
-    assert "[recommended] Order liver panel with INR" in second
+    assert "[recommended] Propose liver panel with INR" in second
     assert "out of date: latest from 2026-03-02" in second
 
 
@@ -35,4 +35,5 @@ def test_long_lines_are_wrapped_under_their_list_marker() -> None:
     for line in text.splitlines():
         if not line.lstrip().startswith(("create ", "Override reasons")):
             assert len(line) <= 100, line
-    assert "\n     - Risks: " in text
+    assert "\n  3. Thermal ablation (may be considered). For this patient:" in text
+    assert "\n     " in text  # the option's continuation sits under its text, not the number
