@@ -121,6 +121,16 @@ class Measurement:
     unrounded: float | None = None
     """The converted value before rounding to reporting precision (formulas defined in
     another unit, e.g. ALBI in umol/L, use it); None when equal to ``value``."""
+    reported_value: float | None = None
+    """The value as the EHR sent it, in ``reported_unit`` (rule set v2: cut-offs written for
+    that unit, e.g. the SI Child-Pugh bands or 34 umol/L for jaundice, compare it unrounded)."""
+    reported_unit: str | None = None
+    """The UCUM code the value was sent in (``"umol/L"``, ``"mg/dL"``, ``"g/L"``, ...)."""
+
+    @property
+    def exact(self) -> float:
+        """The unrounded value in the canonical unit (cut-offs compare it, v2)."""
+        return self.value if self.unrounded is None else self.unrounded
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
 """The code sets of fhir-mapping.md, as precomputed lookups.
 
-Every code here is copied from ``shared/spec/fhir-mapping.md`` (or is a LOINC answer code of
-the ECOG answer list that the spec names by range); nothing is invented. Lookups are plain
+Every code here is copied from the mapping specification (or is a LOINC answer code of
+the ECOG answer list that the spec names by range) and was checked against a published
+source (ICD-10-CM, ICD-10-PCS and CPT titles; SNOMED CT body structures); nothing is
+invented. A code that could not be checked is left out. Lookups are plain
 dicts built once at import so that the engine's selection step costs one dict probe per
 coding: an EHR sends thousands of Observations the rules never read.
 
@@ -42,26 +44,57 @@ or ``symptom:<symptom>``."""
 LIVER_HCC: Final = "liver:hcc"
 LIVER_SECONDARY: Final = "liver:secondary"
 LIVER_OTHER: Final = "liver:other-liver-primary"
+LIVER_UNSPECIFIED_PRIMARY: Final = "liver:unspecified-primary"
+"""C22.8 primary liver cancer of unknown type: always tumour kind ``unspecified`` (v2)."""
+LIVER_NOT_STATED: Final = "liver:not-stated"
+"""C22.9 liver malignancy not specified as primary or secondary: ``unspecified``, or read as
+secondary with a known non-liver primary (v2, fhir-mapping §2)."""
 SECONDARY_BY_SITE: Final = "secondary-by-site"
 """Secondary malignancy whose body site decides: liver -> liver secondary, else extrahepatic."""
 SECONDARY_NET_LIVER: Final = "secondary-net-liver"
 """C7B.02 secondary carcinoid of liver: a liver secondary whose primary is neuroendocrine."""
 EXTRAHEPATIC: Final = "extrahepatic"
+"""Extrahepatic disease at a site that is neither lung nor lymph node (v2: site ``other``)."""
+EXTRAHEPATIC_LUNG: Final = "extrahepatic:lung"
+EXTRAHEPATIC_LYMPH_NODE: Final = "extrahepatic:lymph-node"
+EXTRAHEPATIC_PERITONEUM_NET: Final = "extrahepatic:peritoneum-net"
+"""C7B.04 secondary carcinoid of peritoneum: a lymph-node site with a neuroendocrine primary
+(mesenteric deposits of small-bowel NET are coded there), else ``other`` (v2)."""
+EXTRAHEPATIC_TAGS: Final = frozenset(
+    {EXTRAHEPATIC, EXTRAHEPATIC_LUNG, EXTRAHEPATIC_LYMPH_NODE, EXTRAHEPATIC_PERITONEUM_NET}
+)
 LYMPH_NODES: Final = "lymph-nodes"
 """C77.*: secondary in lymph nodes (extrahepatic disease; states a node-positive primary)."""
 CIRRHOSIS: Final = "cirrhosis"
 PORTAL_HYPERTENSION: Final = "portal-hypertension"
 PORTAL_VEIN_THROMBOSIS: Final = "portal-vein-thrombosis"
 ASCITES: Final = "ascites"
+"""Ascites not known to be malignant: Child-Pugh ascites, the symptom, and (v2) evidence of
+portal hypertension with cirrhosis or hcc."""
+MALIGNANT_ASCITES: Final = "malignant-ascites"
+"""R18.0: extrahepatic disease, the symptom ascites and Child-Pugh ascites, never evidence of
+portal hypertension (v2)."""
 ENCEPHALOPATHY: Final = "encephalopathy"
 PRIMARY_PREFIX: Final = "primary:"
 SYMPTOM_PREFIX: Final = "symptom:"
 
-LIVER_KIND_TAGS: Final = frozenset({LIVER_HCC, LIVER_SECONDARY, LIVER_OTHER, SECONDARY_NET_LIVER})
+LIVER_KIND_TAGS: Final = frozenset(
+    {
+        LIVER_HCC,
+        LIVER_SECONDARY,
+        LIVER_OTHER,
+        SECONDARY_NET_LIVER,
+        LIVER_UNSPECIFIED_PRIMARY,
+        LIVER_NOT_STATED,
+    }
+)
 
 
 def _t(*tags: str) -> frozenset[str]:
     return frozenset(tags)
+
+
+_EMPTY: Final[frozenset[str]] = frozenset()
 
 
 SNOMED_CONDITIONS: Final[dict[str, frozenset[str]]] = {
@@ -85,18 +118,24 @@ SNOMED_CONDITIONS: Final[dict[str, frozenset[str]]] = {
 ICD10_CONDITIONS: Final[dict[str, frozenset[str]]] = {
     # liver malignancy
     "C220": _t(LIVER_HCC),
-    "C228": _t(LIVER_HCC),
-    "C229": _t(LIVER_HCC),
+    "C228": _t(LIVER_UNSPECIFIED_PRIMARY),  # primary, unspecified as to type (v2)
+    "C229": _t(LIVER_NOT_STATED),  # not specified as primary or secondary (v2)
     **{f"C22{n}": _t(LIVER_OTHER) for n in range(1, 8)},
     "C787": _t(LIVER_SECONDARY),
     "C7B02": _t(SECONDARY_NET_LIVER),
     "C799": _t(SECONDARY_BY_SITE),
-    # extrahepatic disease
-    "C77": _t(EXTRAHEPATIC, LYMPH_NODES),
-    **{f"C78{n}": _t(EXTRAHEPATIC) for n in range(7)},
+    # extrahepatic disease, by site (v2: lung / lymph node / other)
+    "C77": _t(EXTRAHEPATIC_LYMPH_NODE, LYMPH_NODES),
+    "C780": _t(EXTRAHEPATIC_LUNG),
+    **{f"C78{n}": _t(EXTRAHEPATIC) for n in range(1, 7)},
     "C788": _t(EXTRAHEPATIC),
     "C79": _t(EXTRAHEPATIC),
     "C7B0": _t(EXTRAHEPATIC),
+    "C7B00": _EMPTY,  # secondary carcinoid, unspecified site: not counted (v2)
+    "C7B01": _t(EXTRAHEPATIC_LYMPH_NODE),  # distant lymph nodes
+    "C7B04": _t(EXTRAHEPATIC_PERITONEUM_NET),  # peritoneum
+    "C7B8": _t(EXTRAHEPATIC),  # other secondary neuroendocrine tumours
+    "R180": _t(MALIGNANT_ASCITES, EXTRAHEPATIC, SYMPTOM_PREFIX + "ascites"),  # v2
     # primary sites
     "C18": _t(PRIMARY_PREFIX + "colorectal"),
     "C19": _t(PRIMARY_PREFIX + "colorectal"),
@@ -107,13 +146,20 @@ ICD10_CONDITIONS: Final[dict[str, frozenset[str]]] = {
     "C34": _t(PRIMARY_PREFIX + "lung"),
     "C16": _t(PRIMARY_PREFIX + "stomach"),
     "C7A": _t(PRIMARY_PREFIX + "neuroendocrine"),
+    "C7A1": _t(PRIMARY_PREFIX + "neuroendocrine-carcinoma"),  # poorly differentiated (v2)
     # liver disease
     "K746": _t(CIRRHOSIS),
     "K703": _t(CIRRHOSIS),
+    "K7031": _t(CIRRHOSIS, ASCITES, SYMPTOM_PREFIX + "ascites"),  # alcoholic cirrhosis, ascites
+    "K7011": _t(ASCITES, SYMPTOM_PREFIX + "ascites"),  # alcoholic hepatitis with ascites
+    "K7151": _t(ASCITES, SYMPTOM_PREFIX + "ascites"),  # toxic liver disease, CAH, ascites
     "K766": _t(PORTAL_HYPERTENSION),
     "I85": _t(PORTAL_HYPERTENSION),
     "I81": _t(PORTAL_VEIN_THROMBOSIS),
+    # R18.8 other ascites; the bare header R18 (ascites, type not given) is read the same
+    # way, the cautious reading (it counts towards portal hypertension); R18.0 is above.
     "R18": _t(ASCITES, SYMPTOM_PREFIX + "ascites"),
+    "R188": _t(ASCITES, SYMPTOM_PREFIX + "ascites"),
     "K7682": _t(ENCEPHALOPATHY),
     # symptoms
     "R17": _t(SYMPTOM_PREFIX + "jaundice"),
@@ -128,7 +174,6 @@ ICD10_CONDITIONS: Final[dict[str, frozenset[str]]] = {
 
 _ICD_MAX_PREFIX: Final = max(len(k) for k in ICD10_CONDITIONS)
 _ICD_MIN_PREFIX: Final = min(len(k) for k in ICD10_CONDITIONS)
-_EMPTY: Final[frozenset[str]] = frozenset()
 
 
 def normalise_icd10(code: str) -> str:
@@ -290,4 +335,76 @@ def observation_kind(coding: object) -> ObservationKind | None:
                 hit = OBSERVATION_CODES.get(code)
                 if hit is not None and c.get("system") == hit[0]:
                     return hit[1]
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Extrahepatic sites (fhir-mapping.md §4, v2): SNOMED CT body structures
+# --------------------------------------------------------------------------------------------
+
+ExtrahepaticSite = Literal["lung", "lymph-node", "other"]
+
+EXTRAHEPATIC_SITES: Final[dict[str, ExtrahepaticSite]] = {
+    "39607008": "lung",  # lung structure
+    "3341006": "lung",  # right lung structure
+    "44029006": "lung",  # left lung structure
+    "59441001": "lymph-node",  # structure of lymph node
+}
+"""Body sites of a secondary malignancy (128462008) that count as a limited extrahepatic
+site; any other coded site, or none, is ``other`` (the cautious reading)."""
+
+# --------------------------------------------------------------------------------------------
+# Procedures (fhir-mapping.md §8, v2): previous liver resection
+# --------------------------------------------------------------------------------------------
+
+CPT: Final = "http://www.ama-assn.org/go/cpt"
+ICD10PCS: Final = "http://www.cms.gov/Medicare/Coding/ICD10"
+
+ResectionExtent = Literal["hemihepatectomy", "other"]
+
+CPT_RESECTIONS: Final[dict[str, ResectionExtent]] = {
+    "47120": "other",  # hepatectomy, resection of liver; partial lobectomy
+    "47122": "hemihepatectomy",  # trisegmentectomy
+    "47125": "hemihepatectomy",  # total left lobectomy
+    "47130": "hemihepatectomy",  # total right lobectomy
+}
+PCS_RESECTION_PREFIXES: Final[dict[str, ResectionExtent]] = {
+    "0FT1": "hemihepatectomy",  # resection of right lobe liver
+    "0FT2": "hemihepatectomy",  # resection of left lobe liver
+    "0FB0": "other",  # excision of liver
+    "0FB1": "other",  # excision of right lobe liver
+    "0FB2": "other",  # excision of left lobe liver
+}
+"""ICD-10-PCS codes are 7 characters; an excision whose 7th character (qualifier) is ``X``
+is diagnostic (a biopsy), not a resection."""
+
+RESECTION_WORDS: Final = (
+    "resection",
+    "resected",
+    "hepatectomy",
+    "lobectomy",
+    "segmentectomy",
+    "sectionectomy",
+    "sectorectomy",
+    "wedge",
+    "metastasectomy",
+)
+"""Words in a Procedure's text that name a liver resection (lower case). A Procedure on a
+liver site with such text but none of the codes above is named in the data-quality note."""
+
+
+def resection_extent(system: object, code: object) -> ResectionExtent | None:
+    """The extent a Procedure coding names, or None when it is not a liver resection code."""
+    if not isinstance(code, str):
+        return None
+    if system == CPT:
+        return CPT_RESECTIONS.get(code.strip())
+    if system == ICD10PCS:
+        norm = code.strip().upper()
+        if len(norm) != 7:
+            return None
+        extent = PCS_RESECTION_PREFIXES.get(norm[:4])
+        if extent is None or (norm[:3] == "0FB" and norm[6] == "X"):
+            return None
+        return extent
     return None

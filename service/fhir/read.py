@@ -22,11 +22,11 @@ from typing import Any, Final
 
 import msgspec
 
-from service.notes import DataQualityNote
 from service.fhir import codes
 from service.fhir.bundle import SKIPPED_OBSERVATION
-from service.fhir.codes import LiverSite, ObservationKind
-from service.fhir.units import Quantity, UnitError, convert
+from service.fhir.codes import ExtrahepaticSite, LiverSite, ObservationKind, ResectionExtent
+from service.fhir.units import Quantity, UnitError, canonical_code, convert
+from service.notes import DataQualityNote
 
 # --------------------------------------------------------------------------------------------
 # Dates
@@ -106,6 +106,9 @@ class SiteRead(msgspec.Struct, frozen=True, gc=False):
     """It has at least one coding (a site we could recognise, liver or not)."""
     superficial: bool = False
     diffuse: bool = False
+    elsewhere: ExtrahepaticSite | None = None
+    """For a coded site that is not the liver: ``lung``, ``lymph-node`` or ``other``
+    (fhir-mapping §4, v2); None for a liver site or an uncoded one."""
 
     @property
     def key(self) -> str:
@@ -124,12 +127,22 @@ class ConditionRead(msgspec.Struct, frozen=True, gc=False):
     related: str | None = None
     """Id of the Condition named by the related-primary extension, if any."""
     timezone_assumed: bool = False
+    recorded: datetime | None = None
+    """Condition.recordedDate (a jaundice Condition without onset expires from it, v2)."""
+    codes: tuple[str, ...] = ()
+    """The codes (as sent) of the codings the rules read, e.g. ``("C22.9",)``."""
 
     @property
     def current(self) -> bool:
         return self.clinical_status in (None, "active", "recurrence", "relapse") and (
             self.verification_status not in ("refuted", "entered-in-error")
         )
+
+    @property
+    def usable(self) -> bool:
+        """Not refuted or entered in error, whatever its clinical status (a primary cancer in
+        remission or resolved is still the primary of its metastases, v2)."""
+        return self.verification_status not in ("refuted", "entered-in-error")
 
     @property
     def confirmed(self) -> bool:
@@ -152,11 +165,30 @@ class ObservationRead(msgspec.Struct, frozen=True, gc=False):
     site: SiteRead | None = None
     focus: tuple[str, ...] = ()
     comparator: str | None = None
+    reference_high: float | None = None
+    """referenceRange.high of a lab, in the unit the value was sent in; None when absent or
+    in another unit (bilirubin's upper limit of normal, v2)."""
 
 
 class PatientRead(msgspec.Struct, frozen=True, gc=False):
     ref: str
     birth_date: When | None
+    deceased: bool = False
+    """deceasedBoolean true (fhir-mapping §9)."""
+    deceased_at: datetime | None = None
+    """deceasedDateTime; the facts compare it with the evaluation time."""
+
+
+class ProcedureRead(msgspec.Struct, frozen=True, gc=False):
+    """A completed Procedure of this patient that names a liver resection (fhir-mapping §8)."""
+
+    ref: str
+    id: str | None
+    extent: ResectionExtent
+    performed: datetime | None
+    """performedDateTime, else performedPeriod.end; None when neither is given."""
+    code: str
+    """The resection code as sent, with its system's short name (``"CPT 47130"``)."""
 
 
 @dataclass
@@ -166,6 +198,15 @@ class Selection:
     patient: PatientRead | None = None
     conditions: list[ConditionRead] = field(default_factory=list)
     observations: list[ObservationRead] = field(default_factory=list)
+    procedures: list[ProcedureRead] = field(default_factory=list)
+    """Completed liver resections of this patient (v2)."""
+    procedures_checked: bool = True
+    """False when the caller could not obtain this patient's Procedures (the ``procedures``
+    prefetch key neither sent nor fetched): previous liver surgery is then unchecked."""
+    linked_unclassified: frozenset[str] = frozenset()
+    """Ids of this patient's Conditions that the rules do not read, not refuted or entered
+    in error, that a kept Condition's related-primary link names (primary site ``other``).
+    Resolved once at the end of :func:`select`, so the facts need no raw resource."""
     unclassified_conditions: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     """Conditions whose codes the rules do not read, by id (not decoded: a related-primary
     link pointing at one means primary site ``other``, see :meth:`usable_unclassified`)."""
@@ -250,6 +291,7 @@ def _status_code(concept: object, what: str) -> str | None:
 def _site(concept: object, what: str) -> SiteRead:
     codings = _codings(concept, what)
     liver: LiverSite | None = None
+    elsewhere: ExtrahepaticSite | None = None
     for c in codings:
         if c.get("system") == codes.SNOMED:
             code = c.get("code")
@@ -257,6 +299,11 @@ def _site(concept: object, what: str) -> SiteRead:
                 liver = codes.LIVER_SITES.get(code.strip())
                 if liver is not None:
                     break
+                elsewhere = elsewhere or codes.EXTRAHEPATIC_SITES.get(code.strip())
+    if liver is None and codings and elsewhere is None:
+        elsewhere = "other"
+    elif liver is not None:
+        elsewhere = None
     superficial = diffuse = False
     if not isinstance(concept, dict):
         return SiteRead(None, False)
@@ -272,7 +319,7 @@ def _site(concept: object, what: str) -> SiteRead:
                         diffuse = True
     elif ext is not None:
         raise ReadError(f"{what}.extension is not a list")
-    return SiteRead(liver, bool(codings), superficial, diffuse)
+    return SiteRead(liver, bool(codings), superficial, diffuse, elsewhere)
 
 
 def _reference_id(value: object, rtype: str) -> str | None:
@@ -306,7 +353,11 @@ def _number(value: object, what: str) -> float:
 
 
 def _read_condition(
-    r: Mapping[str, Any], tags: frozenset[str], ref: str, notes: list[DataQualityNote]
+    r: Mapping[str, Any],
+    tags: frozenset[str],
+    ref: str,
+    notes: list[DataQualityNote],
+    read_codes: tuple[str, ...] = (),
 ) -> ConditionRead:
     clinical = _status_code(r.get("clinicalStatus"), "clinicalStatus")
     verification = _status_code(r.get("verificationStatus"), "verificationStatus")
@@ -342,6 +393,13 @@ def _read_condition(
             onset, tz = when.at, when.timezone_assumed
         except DateError as exc:
             notes.append(DataQualityNote(ref, f"onset {exc}; onset not used"))
+    recorded: datetime | None = None
+    raw_recorded = r.get("recordedDate")
+    if raw_recorded is not None:
+        try:
+            recorded = parse_when(raw_recorded).at
+        except DateError as exc:
+            notes.append(DataQualityNote(ref, f"recordedDate {exc}; not used"))
     related: str | None = None
     ext = r.get("extension")
     if isinstance(ext, list):
@@ -363,6 +421,8 @@ def _read_condition(
         onset=onset,
         related=related,
         timezone_assumed=tz,
+        recorded=recorded,
+        codes=read_codes,
     )
 
 
@@ -406,6 +466,30 @@ def _read_quantity(kind: ObservationKind, q: object, what: str) -> tuple[Quantit
         return convert(kind, value, code, unit if isinstance(unit, str) else None), comparator
     except UnitError as exc:
         raise ReadError(str(exc)) from None
+
+
+def _reference_high(kind: ObservationKind, ranges: object, unit: str | None) -> float | None:
+    """The first referenceRange.high in the UCUM unit ``unit`` the value was sent in.
+
+    A range in another unit, without a UCUM code, or not a finite positive number is not
+    used (the default upper limit of normal applies, fhir-mapping §5): it never makes the
+    value itself unusable.
+    """
+    if ranges.__class__ is not list or unit is None:
+        return None
+    assert isinstance(ranges, list)
+    for rr in ranges:
+        high = rr.get("high") if rr.__class__ is dict else None
+        if high.__class__ is not dict:
+            continue
+        value, code, system = high.get("value"), high.get("code"), high.get("system")
+        if system is not None and system != codes.UCUM:
+            continue
+        if code.__class__ is not str or canonical_code(kind, code) != unit:
+            continue
+        if value.__class__ in (int, float) and math.isfinite(value) and value > 0:
+            return float(value)
+    return None
 
 
 def _read_integer(value: object, what: str, low: int, high: int) -> int:
@@ -453,7 +537,12 @@ def _read_observation(
     }
     if kind in codes.LAB_KINDS or kind == "flr":
         quantity, comparator = _read_quantity(kind, r.get("valueQuantity"), "valueQuantity")
-        return ObservationRead(**common, quantity=quantity, comparator=comparator)
+        high = None
+        if kind == "bilirubin":
+            high = _reference_high(kind, r.get("referenceRange"), quantity.reported_code)
+        return ObservationRead(
+            **common, quantity=quantity, comparator=comparator, reference_high=high
+        )
     if kind == "tumour-size":
         q: object = None
         components = r.get("component")
@@ -531,16 +620,21 @@ def _read_observation(
 # --------------------------------------------------------------------------------------------
 
 
-def select(resources: Iterable[Any], patient_id: str) -> Selection:
-    """Keep this patient's Patient, and the Conditions and Observations the rules read.
+def select(
+    resources: Iterable[Any], patient_id: str, *, procedures_checked: bool = True
+) -> Selection:
+    """Keep this patient's Patient, and the Conditions, Observations and (v2) Procedures the
+    rules read.
 
     Order of checks per resource, cheapest and most selective first: resourceType, then the
     code (a dict probe per coding), then the subject reference, then reading the fields.
     Other patients' resources and other resource types are ignored; a relevant resource
     whose read fields are malformed is skipped with a note. Never raises on bad data.
+    ``procedures_checked`` says whether the caller could obtain this patient's Procedures at
+    all (the ``procedures`` prefetch key sent or fetched); it is handed over as it is.
     """
     patient_ref = "Patient/" + patient_id
-    sel = Selection(patient_ref=patient_ref)
+    sel = Selection(patient_ref=patient_ref, procedures_checked=procedures_checked)
     seen: set[str] = set()
     obs_codes = codes.OBSERVATION_CODES
     for position, r in enumerate(resources):
@@ -573,12 +667,20 @@ def select(resources: Iterable[Any], patient_id: str) -> Selection:
             _select_condition(sel, r, patient_ref, position, seen)
         elif rtype == "Patient":
             _select_patient(sel, r, patient_id, position)
+        elif rtype == "Procedure":
+            _select_procedure(sel, r, patient_ref, position, seen)
         elif rtype == "Bundle":
             # Bundles are unpacked before selection (service/fhir/bundle.py owns their
             # rules); one reaching here was handed over unpacked, which is a caller's bug.
             sel.notes.append(DataQualityNote(f"item {position}", "a Bundle; not unpacked"))
         elif rtype is None or not isinstance(rtype, str):
             sel.notes.append(DataQualityNote(f"item {position}", "no resourceType"))
+    if sel.unclassified_conditions:
+        sel.linked_unclassified = frozenset(
+            c.related
+            for c in sel.conditions
+            if c.related is not None and sel.usable_unclassified(c.related)
+        )
     return sel
 
 
@@ -652,6 +754,7 @@ def _select_condition(
 ) -> None:
     code = r.get("code")
     tags: frozenset[str] = frozenset()
+    read_codes: tuple[str, ...] = ()
     if code.__class__ is dict:
         coding = code.get("coding")
         if coding.__class__ is list:
@@ -660,6 +763,7 @@ def _select_condition(
                     found = codes.condition_tags(c.get("system"), c.get("code"))
                     if found:
                         tags = tags | found
+                        read_codes += (str(c.get("code")).strip()[:20],)
     rid = r.get("id")
     if not tags:
         # Not read by the rules, but a related-primary link may point at it (primary site
@@ -676,7 +780,7 @@ def _select_condition(
         seen.add("C" + rid)
     notes: list[DataQualityNote] = []
     try:
-        cond = _read_condition(r, tags, ref, notes)
+        cond = _read_condition(r, tags, ref, notes, read_codes)
     except ReadError as exc:
         sel.notes.append(DataQualityNote(ref, f"{exc}; skipped"))
         return
@@ -698,8 +802,120 @@ def _select_patient(sel: Selection, r: Mapping[str, Any], patient_id: str, posit
             birth = parse_birth_date(raw)
         except DateError as exc:
             sel.notes.append(DataQualityNote(ref, f"birthDate {exc}; age unknown"))
+    deceased = r.get("deceasedBoolean") is True
+    deceased_at: datetime | None = None
+    raw_deceased = r.get("deceasedDateTime")
+    if raw_deceased is not None:
+        try:
+            deceased_at = parse_when(raw_deceased).at
+        except DateError as exc:
+            # A date of death that cannot be read still says the patient died.
+            sel.notes.append(DataQualityNote(ref, f"deceasedDateTime {exc}; read as deceased"))
+            deceased = True
     if sel.patient is None or (sel.patient.birth_date is None and birth is not None):
-        sel.patient = PatientRead(ref, birth)
+        sel.patient = PatientRead(ref, birth, deceased, deceased_at)
+    elif deceased or deceased_at is not None:
+        sel.patient = PatientRead(
+            ref,
+            sel.patient.birth_date,
+            sel.patient.deceased or deceased,
+            sel.patient.deceased_at or deceased_at,
+        )
+
+
+_PCS_LABEL: Final = {codes.CPT: "CPT", codes.ICD10PCS: "ICD-10-PCS"}
+
+
+def _select_procedure(
+    sel: Selection, r: Mapping[str, Any], patient_ref: str, position: int, seen: set[str]
+) -> None:
+    """Keep a completed liver resection of this patient (fhir-mapping §8).
+
+    A Procedure with none of the resection codes is passed over after one dict probe per
+    coding, unless its bodySite is a liver site and its text names a resection: that one
+    is not guessed at, it is named in the data-quality note for the MDT to check.
+    """
+    code = r.get("code")
+    coding = code.get("coding") if code.__class__ is dict else None
+    extent: ResectionExtent | None = None
+    label = ""
+    if coding.__class__ is list:
+        for c in coding:
+            if c.__class__ is dict:
+                found = codes.resection_extent(c.get("system"), c.get("code"))
+                if found is not None and (extent is None or found == "hemihepatectomy"):
+                    extent = found
+                    label = f"{_PCS_LABEL[c['system']]} {str(c['code']).strip()[:12]}"
+    if r.get("status") != "completed":
+        return  # preparation, in-progress, not-done, stopped, entered-in-error, unknown
+    ref = resource_ref(r, position)
+    if extent is None:
+        if _names_liver_resection(r, code) and _belongs(sel, r, patient_ref, ref):
+            sel.notes.append(
+                DataQualityNote(
+                    ref,
+                    "a procedure on the liver whose text names a resection, without a "
+                    "resection code the rules read; previous liver surgery to be checked "
+                    "by the MDT",
+                )
+            )
+        return
+    if not _belongs(sel, r, patient_ref, ref):
+        return
+    rid = r.get("id")
+    if isinstance(rid, str):
+        if ("P" + rid) in seen:
+            return
+        seen.add("P" + rid)
+    performed: datetime | None = None
+    raw = r.get("performedDateTime")
+    what = "performedDateTime"
+    if raw is None:
+        period = r.get("performedPeriod")
+        raw = period.get("end") if isinstance(period, dict) else None
+        what = "performedPeriod.end"
+    if raw is not None:
+        try:
+            performed = parse_when(raw).at
+        except DateError as exc:
+            sel.notes.append(DataQualityNote(ref, f"{what} {exc}; date of the resection unknown"))
+    sel.procedures.append(
+        ProcedureRead(
+            ref=ref,
+            id=rid if isinstance(rid, str) else None,
+            extent=extent,
+            performed=performed,
+            code=label,
+        )
+    )
+
+
+def _names_liver_resection(r: Mapping[str, Any], code: object) -> bool:
+    """bodySite is a liver site (§3) and the code's text or a display names a resection."""
+    sites = r.get("bodySite")
+    if sites.__class__ is not list:
+        return False
+    on_liver = False
+    for concept in sites:
+        try:
+            if _site(concept, "bodySite").liver is not None:
+                on_liver = True
+                break
+        except ReadError:
+            continue
+    if not on_liver or code.__class__ is not dict:
+        return False
+    assert isinstance(code, dict)
+    texts = [code.get("text")]
+    coding = code.get("coding")
+    if coding.__class__ is list:
+        texts += [c.get("display") for c in coding if c.__class__ is dict]
+    for text in texts:
+        if isinstance(text, str):
+            lowered = text.lower()
+            if any(word in lowered for word in codes.RESECTION_WORDS):
+                return True
+    return False
 
 
 def age_at(birth: When, at: datetime) -> int:

@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from service.notes import DataQualityNote
 from service.fhir.read import resource_ref
+from service.notes import DataQualityNote
 
 MAX_PROBLEMS_PER_RESOURCE: Final = 50
 

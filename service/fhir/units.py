@@ -5,9 +5,11 @@ Conversion is keyed on ``valueQuantity.code`` (the UCUM code), never on the free
 codes per quantity are exactly the spec's; spelling variants that cannot mean anything else
 (``mg/dl``, ``µmol/L`` with a micro sign) are accepted as the same code.
 
-Cut-offs apply to the converted value rounded to the canonical unit's reporting precision
-(bilirubin, creatinine and albumin to 0.1), so 34.2 umol/L is 2.0 mg/dL as the SI Child-Pugh
-tables intend. Rounding is half-up as on paper (never binary banker's rounding).
+The converted value is rounded to the canonical unit's reporting precision (bilirubin,
+creatinine and albumin to 0.1) for display; rule set v2 compares cut-offs on the unrounded
+value, and a bilirubin or albumin sent in SI units on the SI bands in its own unit, so the
+value as sent is kept too (``Quantity.reported``). Rounding is half-up as on paper (never
+binary banker's rounding).
 """
 
 from __future__ import annotations
@@ -32,6 +34,11 @@ class Quantity(msgspec.Struct, frozen=True, gc=False):
     """Canonical unit for display, e.g. ``"mg/dL"``."""
     original: str | None
     """``"34.2 umol/L"`` when a conversion happened, else None."""
+    reported: float | None = None
+    """The value as sent, in ``reported_code`` (v2: cut-offs written for that unit compare it
+    unrounded, e.g. bilirubin in umol/L against the SI Child-Pugh bands)."""
+    reported_code: str | None = None
+    """The accepted UCUM code the value was sent in (``"1"`` for a unitless INR)."""
 
 
 class UnitError(ValueError):
@@ -145,4 +152,4 @@ def convert(
         raise UnitError(f"{kind} value above physical range")
     rounded = round_to(unrounded, rule.precision)
     original = None if factor == 1.0 else f"{_fmt(value)} {accepted}"
-    return Quantity(rounded, unrounded, rule.canonical, original)
+    return Quantity(rounded, unrounded, rule.canonical, original, value, accepted)

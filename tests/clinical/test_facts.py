@@ -106,9 +106,13 @@ def test_distribution_right_left_bilobar_unknown() -> None:
     assert read(liver_met(site(LEFT_LOBE))).distribution == "left"
 
 
-def test_caudate_lobe_counts_as_both_sides() -> None:
+def test_caudate_alone_is_caudate_else_it_counts_as_both_sides_v2() -> None:
+    # v2 (fhir-mapping §3): segment I is `caudate` when it is the only sided site (v1: bilobar).
     f = read(liver_met(site(SEG["I"])))
-    assert f.distribution == "bilobar" and f.single_segment and f.segment == "I"
+    assert f.distribution == "caudate" and f.single_segment and f.segment == "I"
+    assert f.single_section and f.section == "caudate"
+    with_right = read(liver_met(site(SEG["I"]), site(SEG["VI"])))
+    assert with_right.distribution == "bilobar" and not with_right.single_section
 
 
 def test_diffuse_qualifier_wins() -> None:
@@ -203,12 +207,15 @@ def test_varices_are_portal_hypertension() -> None:
 def test_portal_hypertension_suspected_from_platelets_with_cirrhosis() -> None:
     low = read(liver_met(), condition("c", SCT, "19943007"), lab_obs("plt", "777-3", 85, "10*3/uL"))
     assert low.portal_hypertension == "suspected"
+    # v2: platelets 100-149 in cirrhosis no longer read as absent but `not-excluded`.
     boundary = read(
         liver_met(), condition("c", SCT, "19943007"), lab_obs("plt", "777-3", 100, "10*9/L")
     )
-    assert boundary.portal_hypertension == "absent"
+    assert boundary.portal_hypertension == "not-excluded"
+    assert boundary.portal_hypertension_basis == "platelets"
     no_cirrhosis = read(liver_met(), lab_obs("plt", "777-3", 85, "10*3/uL"))
     assert no_cirrhosis.portal_hypertension == "absent"
+    assert no_cirrhosis.portal_hypertension_basis == "no-cirrhosis"
     per_ul = read(
         liver_met(), condition("c", SCT, "19943007"), lab_obs("plt", "777-3", 85000, "/uL")
     )
@@ -385,7 +392,7 @@ def test_tumour_size_without_liver_site_is_not_used() -> None:
     assert f.largest_cm is None and f.lesion_count is None
 
 
-def test_largest_on_latest_day_and_count_of_distinct_sizes() -> None:
+def test_largest_on_latest_day_and_count_of_distinct_sizes_of_that_day_v2() -> None:
     f = read(
         liver_met(site(SEG["VI"])),
         size_obs("old", 7.0, when=AT - timedelta(days=60), site_code=SEG["VII"]),
@@ -393,7 +400,9 @@ def test_largest_on_latest_day_and_count_of_distinct_sizes() -> None:
         size_obs("b", 2.0, when=RECENT + timedelta(hours=1), site_code=SEG["VII"]),
     )
     assert f.largest_cm == 3.0
-    assert f.lesion_count == 3  # distinct (site, value) pairs
+    # v2 (fhir-mapping §6): distinct (site, value) pairs of the latest imaging day only;
+    # the earlier 7 cm size is an earlier measurement of the same lesions (v1 counted 3).
+    assert f.lesion_count == 2
 
 
 def test_lesion_count_observation_wins() -> None:

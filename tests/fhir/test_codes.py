@@ -28,7 +28,7 @@ def test_icd10_prefix_rows() -> None:
     assert kinds("C34.12") == {"primary:lung"}
     assert kinds("C16.3") == {"primary:stomach"}
     assert kinds("C7A.012") == {"primary:neuroendocrine"}
-    assert kinds("K74.60") == kinds("K70.31") == {codes.CIRRHOSIS}
+    assert kinds("K74.60") == kinds("K70.30") == {codes.CIRRHOSIS}
     assert kinds("I85.00") == kinds("K76.6") == {codes.PORTAL_HYPERTENSION}
     assert kinds("R18.8") == {codes.ASCITES, "symptom:ascites"}
     assert kinds("R10.11") == {"symptom:abdominal-pain"}
@@ -41,12 +41,88 @@ def test_icd10_exceptions_by_longest_prefix() -> None:
     assert kinds("C25.4") == {"primary:neuroendocrine"}
     assert kinds("C79.51") == {codes.EXTRAHEPATIC}
     assert kinds("C79.9") == {codes.SECONDARY_BY_SITE}
-    assert kinds("C7B.01") == {codes.EXTRAHEPATIC}
     assert kinds("C7B.02") == {codes.SECONDARY_NET_LIVER}
-    assert kinds("C78.01") == kinds("C78.6") == kinds("C78.89") == {codes.EXTRAHEPATIC}
+    assert kinds("C78.1") == kinds("C78.6") == kinds("C78.89") == {codes.EXTRAHEPATIC}
     assert kinds("C78.7") == {codes.LIVER_SECONDARY}
-    assert kinds("C22.0") == kinds("C22.8") == kinds("C22.9") == {codes.LIVER_HCC}
+    assert kinds("C22.0") == {codes.LIVER_HCC}
     assert all(kinds(f"C22.{n}") == {codes.LIVER_OTHER} for n in range(1, 8))
+
+
+# --- rule set v2 rows of fhir-mapping §2 and §4 ------------------------------------------------
+
+
+def test_c22_8_and_c22_9_are_not_hcc_v2() -> None:
+    """C22.8 primary liver cancer of unspecified type; C22.9 liver malignancy not specified
+    as primary or secondary (the facts decide whether C22.9 is read as secondary)."""
+    assert kinds("C22.8") == {codes.LIVER_UNSPECIFIED_PRIMARY}
+    assert kinds("C22.9") == {codes.LIVER_NOT_STATED}
+
+
+def test_c7a_1_is_neuroendocrine_carcinoma_other_c7a_codes_neuroendocrine_v2() -> None:
+    assert kinds("C7A.1") == {"primary:neuroendocrine-carcinoma"}
+    assert kinds("C7A.00") == kinds("C7A.8") == kinds("C25.4") == {"primary:neuroendocrine"}
+
+
+def test_extrahepatic_codes_by_site_v2() -> None:
+    assert kinds("C78.00") == kinds("C78.01") == kinds("C78.02") == {codes.EXTRAHEPATIC_LUNG}
+    assert kinds("C77.2") == {codes.EXTRAHEPATIC_LYMPH_NODE, codes.LYMPH_NODES}
+    assert kinds("C7B.01") == {codes.EXTRAHEPATIC_LYMPH_NODE}
+    assert kinds("C7B.04") == {codes.EXTRAHEPATIC_PERITONEUM_NET}
+    assert kinds("C7B.03") == kinds("C7B.09") == kinds("C7B.8") == {codes.EXTRAHEPATIC}
+    assert kinds("C79.51") == kinds("C79.31") == {codes.EXTRAHEPATIC}
+
+
+def test_c7b_00_secondary_carcinoid_of_unspecified_site_is_not_counted_v2() -> None:
+    assert kinds("C7B.00") == set()
+
+
+def test_ascites_codes_v2() -> None:
+    ascites = {codes.ASCITES, "symptom:ascites"}
+    assert kinds("R18.8") == kinds("K70.11") == kinds("K71.51") == ascites
+    assert kinds("K70.31") == ascites | {codes.CIRRHOSIS}  # alcoholic cirrhosis with ascites
+    assert condition_tags(codes.SNOMED, "389026000") == ascites
+
+
+def test_malignant_ascites_is_extrahepatic_disease_and_the_symptom_never_portal_hypertension_v2() -> (
+    None
+):
+    tags = kinds("R18.0")
+    assert tags == {codes.MALIGNANT_ASCITES, codes.EXTRAHEPATIC, "symptom:ascites"}
+    assert codes.ASCITES not in tags and codes.PORTAL_HYPERTENSION not in tags
+
+
+def test_extrahepatic_body_sites_lung_and_lymph_node_v2() -> None:
+    assert codes.EXTRAHEPATIC_SITES["39607008"] == "lung"  # lung structure
+    assert codes.EXTRAHEPATIC_SITES["59441001"] == "lymph-node"  # structure of lymph node
+    assert set(codes.EXTRAHEPATIC_SITES.values()) == {"lung", "lymph-node"}
+
+
+# --- fhir-mapping §8: previous liver resection --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("system", "code", "extent"),
+    [
+        (codes.CPT, "47120", "other"),  # partial lobectomy (segmentectomy, wedge)
+        (codes.CPT, "47122", "hemihepatectomy"),  # trisegmentectomy
+        (codes.CPT, "47125", "hemihepatectomy"),  # total left lobectomy
+        (codes.CPT, "47130", "hemihepatectomy"),  # total right lobectomy
+        (codes.ICD10PCS, "0FT10ZZ", "hemihepatectomy"),  # resection of right lobe liver
+        (codes.ICD10PCS, "0FT24ZG", "hemihepatectomy"),  # left lobe, laparoscopic
+        (codes.ICD10PCS, "0FB00ZZ", "other"),  # excision of liver
+        (codes.ICD10PCS, "0fb14zz", "other"),  # excision of right lobe, any case
+        (codes.ICD10PCS, "0FB20ZZ", "other"),  # excision of left lobe
+        (codes.ICD10PCS, "0FB03ZX", None),  # diagnostic excision: a biopsy
+        (codes.ICD10PCS, "0FB24ZX", None),
+        (codes.ICD10PCS, "0FT44ZZ", None),  # resection of gallbladder
+        (codes.ICD10PCS, "0FT1", None),  # not a 7-character PCS code
+        (codes.CPT, "47100", None),  # liver biopsy, wedge
+        (codes.SNOMED, "47130", None),  # right code, wrong system
+        (codes.CPT, 47130, None),
+    ],
+)
+def test_resection_codes(system: str, code: object, extent: str | None) -> None:
+    assert codes.resection_extent(system, code) == extent
 
 
 def test_codes_outside_the_tables_have_no_tags() -> None:
