@@ -7,6 +7,10 @@ Why it looks like this:
 * every limit is explicit (``httpx.Timeout``, ``httpx.Limits``, a byte cap on each page)
   and redirects are never followed: the bearer token goes to the ``fhirServer`` the
   request named and nowhere else;
+* compressed answers are inflated here, not by httpx (:class:`_Inflater`): only gzip and
+  deflate are asked for and accepted, and the page cap counts *inflated* bytes as they
+  come out, 64 KiB at a time, so a 2 MB gzip page that inflates to 2 GiB costs one page
+  cap of memory and is abandoned at the cap, within the call's time budget;
 * :func:`get_json` never lets a network fault escape as anything but :class:`FetchError`
   with a short ``reason`` (the metric label) and a ``detail`` fit for a 412 message, so
   the caller decides what a failure means (412 for essential data, a note otherwise);
@@ -18,8 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+import zlib
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any, Final, NoReturn
 
 import httpx
@@ -46,6 +51,9 @@ FHIR_JSON: Final = "application/fhir+json"
 MAX_CLIENTS: Final = 64
 """Distinct FHIR bases kept pooled; the least recently used is closed beyond this."""
 _CHUNK: Final = 64 * 1024
+ACCEPT_ENCODING: Final = "gzip, deflate"
+"""The only content codings asked for: the ones :class:`_Inflater` inflates in bounded
+steps. httpx would also offer ``br`` and ``zstd`` when those packages are installed."""
 
 
 class FetchError(Exception):
@@ -151,7 +159,11 @@ class FhirClients:
                 max_connections=32, max_keepalive_connections=8, keepalive_expiry=30.0
             ),
             follow_redirects=False,
-            headers={"Accept": FHIR_JSON, "User-Agent": "liver-cds"},
+            headers={
+                "Accept": FHIR_JSON,
+                "Accept-Encoding": ACCEPT_ENCODING,
+                "User-Agent": "liver-cds",
+            },
             trust_env=False,
         )
 
@@ -226,7 +238,7 @@ async def get_json(
         log.warning("FHIR fetch skipped: call budget spent", extra={**where, "reason": "budget"})
         raise FetchError("budget", "the call's time budget ran out")
     limit_s = min(settings.fhir_timeout_s, remaining)
-    headers = {"Accept": FHIR_JSON}
+    headers = {"Accept": FHIR_JSON, "Accept-Encoding": ACCEPT_ENCODING}
     if access_token:
         headers["Authorization"] = f"Bearer {access_token}"
     max_bytes = settings.fhir_max_page_bytes
@@ -246,8 +258,25 @@ async def get_json(
                 declared = response.headers.get("content-length", "")
                 if declared.isdigit() and int(declared) > max_bytes:
                     raise FetchError("size", f"the response is larger than {max_bytes} bytes")
-                async for chunk in response.aiter_bytes(_CHUNK):
-                    body += chunk
+                if response.is_stream_consumed:
+                    # Built in memory (a test's MockTransport): httpx has read it already.
+                    inflater, raws = _Inflater(None), _once(response.content)
+                else:
+                    coding = response.headers.get("content-encoding", "")
+                    inflater = _Inflater.for_coding(coding)
+                    # Raw bytes, inflated here in bounded steps (httpx's own decoding
+                    # inflates each network read whole, before any cap can be counted).
+                    raws = response.aiter_raw(_CHUNK)
+                async for raw in raws:
+                    for piece in inflater.feed(raw):
+                        body += piece
+                        if len(body) > max_bytes:
+                            raise FetchError(
+                                "size", f"the response is larger than {max_bytes} bytes"
+                            )
+                    await asyncio.sleep(0)  # other calls run between network reads
+                for piece in inflater.finish():
+                    body += piece
                     if len(body) > max_bytes:
                         raise FetchError("size", f"the response is larger than {max_bytes} bytes")
             finally:
@@ -275,6 +304,80 @@ async def get_json(
         return orjson.loads(body)
     except orjson.JSONDecodeError:
         _fail(where, "body", "the response is not JSON")
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+class _Inflater:
+    """Inflates a gzip or deflate body in steps of at most :data:`_CHUNK` output bytes.
+
+    ``zlib``'s ``max_length`` stops each step at 64 KiB of output and keeps the rest of the
+    input for the next, so the caller counts the page cap on inflated bytes as they come
+    and stops the moment it is passed: memory is one page cap plus one step, whatever the
+    compression ratio. Identity bodies pass through. A coding not asked for (``br``,
+    ``zstd``, ``compress``, or several stacked) is refused rather than read as JSON.
+    """
+
+    def __init__(self, wbits: int | None) -> None:
+        self._wbits = wbits
+        self._zlib: Any = None if wbits is None else zlib.decompressobj(wbits)
+        self._first = True
+
+    @classmethod
+    def for_coding(cls, header: str) -> _Inflater:
+        coding = header.strip().lower()
+        if coding in ("", "identity"):
+            return cls(None)
+        if coding in ("gzip", "x-gzip"):
+            return cls(16 + zlib.MAX_WBITS)
+        if coding == "deflate":
+            return cls(zlib.MAX_WBITS)  # zlib-wrapped, as the RFC says; raw is tried too
+        raise FetchError("body", f"the response's content coding {coding[:40]!r} was not asked for")
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        """The inflated bytes of ``data``, in pieces of at most :data:`_CHUNK` bytes.
+
+        A generator: no step runs before the caller has counted the previous piece.
+        """
+        if self._zlib is None:
+            if data:
+                yield data
+            return
+        while True:
+            try:
+                out = self._zlib.decompress(data, _CHUNK)
+            except zlib.error:
+                if self._first and self._wbits == zlib.MAX_WBITS:
+                    # Some servers send raw deflate under "deflate" (httpx accepts it too).
+                    self._wbits = -zlib.MAX_WBITS
+                    self._zlib = zlib.decompressobj(self._wbits)
+                    self._first = False
+                    continue
+                raise FetchError("body", "the compressed response is corrupt") from None
+            self._first = False
+            if out:
+                yield out
+            if self._zlib.eof:
+                rest = self._zlib.unused_data
+                if self._wbits != 16 + zlib.MAX_WBITS or not rest.strip(b"\x00"):
+                    return  # the end (zero padding after a gzip stream is tolerated)
+                # Another gzip member follows (concatenated members are one valid stream).
+                self._zlib = zlib.decompressobj(self._wbits)
+                data = rest
+                continue
+            data = self._zlib.unconsumed_tail
+            if not data and len(out) < _CHUNK:
+                return  # input used up, no output pending
+
+    def finish(self) -> Iterator[bytes]:
+        """The end of the body: a compressed one must have ended too."""
+        if self._zlib is None:
+            return
+        yield from self.feed(b"")
+        if not self._zlib.eof:
+            raise FetchError("body", "the compressed response is cut short")
 
 
 def _fail(where: dict[str, str], reason: str, detail: str) -> NoReturn:
