@@ -98,7 +98,7 @@ CARD_MAKERS: Final[dict[str, CardMaker]] = {"patient-view": _assessment_cards}
 
 def thresholds_for(settings: Settings) -> Thresholds:
     """The clinical thresholds with every setting the engine reads applied."""
-    return thresholds_from_settings(settings.lookback_days)
+    return thresholds_from_settings(settings)
 
 
 async def evaluate(
