@@ -131,6 +131,7 @@ async def evaluate(
         notes=data.notes,
         strict=settings.strict_fhir,
         thresholds=thresholds_for(settings),
+        procedures_checked=data.complete("procedures"),
     )
     context = RenderContext(
         patient_id=hook.patient_id,

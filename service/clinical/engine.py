@@ -29,6 +29,7 @@ def assess(
     notes: Iterable[DataQualityNote] = (),
     strict: bool = False,
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
+    procedures_checked: bool = True,
 ) -> Assessment:
     """Assess one patient from the raw (orjson-parsed) resources of all prefetch keys.
 
@@ -39,6 +40,9 @@ def assess(
     is read as UTC). ``strict`` also validates every resource with fhir.resources R4B and
     adds each schema problem as a data-quality note (slow: ~160 µs per resource).
     ``thresholds`` carries every clinical number (defaults: clinical-rules.md).
+    ``procedures_checked`` is False when this patient's Procedures could not be had (the
+    ``procedures`` prefetch key neither sent nor fetched: ``PrefetchResult.complete``):
+    previous liver surgery is then unchecked and the card says so.
     """
     if at.tzinfo is None:
         at = at.replace(tzinfo=UTC)
@@ -48,7 +52,7 @@ def assess(
 
         resources = list(resources)
         early += validate_resources(resources)
-    selection = select(resources, patient_id)
+    selection = select(resources, patient_id, procedures_checked=procedures_checked)
     facts = facts_from_selection(
         selection, patient_id=patient_id, at=at, notes=early, thresholds=thresholds
     )

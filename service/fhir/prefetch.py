@@ -16,8 +16,11 @@ cannot be obtained): the key is treated as not sent, so it is fetched from the F
 when there is one, else an essential key is a 412 (never "no data", which for
 ``conditions`` would silently mean "no liver malignancy"). A partial Observation search could
 hide the latest labs, and a verdict built on it would look trustworthy while it is not.
-``patient`` only refines (age): its failure becomes a data-quality note and the call
-goes on. Keys are fetched concurrently; the first essential failure cancels the rest.
+``patient`` only refines (age), and ``procedures`` (rule set v2) only says whether a
+previous liver resection is recorded: the failure of either becomes a data-quality note and
+the call goes on, and :attr:`PrefetchResult.complete_keys` tells the engine which keys'
+data it has in full (without ``procedures`` the card says previous liver surgery could not
+be checked). Keys are fetched concurrently; the first essential failure cancels the rest.
 
 Everything is bounded by the call's ``deadline`` (``time.monotonic()`` value), the page
 limit, the per-page byte limit and the resource limit of :class:`Settings`.
@@ -51,8 +54,9 @@ __all__ = [
 
 log: Final = get_logger("fhir.prefetch")
 
-OPTIONAL_KEYS: Final[frozenset[str]] = frozenset({"patient"})
-"""Keys whose absence only refines the assessment (age); every other key is essential."""
+OPTIONAL_KEYS: Final[frozenset[str]] = frozenset({"patient", "procedures"})
+"""Keys whose absence only refines the assessment (age; previous liver surgery, which the
+card then says could not be checked); every other key is essential."""
 
 _GRACE_S: Final = 0.5
 """Slack after the deadline before unfinished fetches are abandoned outright.
@@ -85,6 +89,13 @@ class PrefetchResult:
     """Skipped entries, OperationOutcome issue text, optional keys missing or incomplete."""
     fetched_keys: tuple[str, ...]
     """Keys whose data came (completely) from the FHIR server."""
+    complete_keys: tuple[str, ...] = ()
+    """Keys whose data the call has in full: sent (null counts: "no data") or fetched,
+    every page. A key not here was not sent and could not be fetched, or only in part."""
+
+    def complete(self, key: str) -> bool:
+        """This key's data is complete (e.g. ``"procedures"``: previous surgery checked)."""
+        return key in self.complete_keys
 
 
 @dataclass
@@ -232,7 +243,8 @@ async def resolve(
                     "only the first page was sent, and no fhirServer to fetch the rest from",
                 )
             )
-        return _result(templates, by_key, notes, ())
+        sent = tuple(k for k in templates if k in by_key and k not in continued)
+        return _result(templates, by_key, notes, (), sent)
 
     base = fhir_server.rstrip("/")
     for key in missing:
@@ -279,7 +291,12 @@ async def resolve(
                 )
             )
     fetched_keys = tuple(k for k in templates if k in fetched)
-    return _result(templates, by_key, notes, fetched_keys)
+    complete = tuple(
+        k
+        for k in templates
+        if k in fetched or (k in given and k not in missing and k not in continued)
+    )
+    return _result(templates, by_key, notes, fetched_keys, complete)
 
 
 _SEARCH_BUNDLE_TYPES: Final = frozenset({"searchset", "collection"})
@@ -321,6 +338,7 @@ def _result(
     by_key: Mapping[str, list[dict[str, Any]]],
     notes: list[DataQualityNote],
     fetched_keys: tuple[str, ...],
+    complete_keys: tuple[str, ...],
 ) -> PrefetchResult:
     resources = [r for key in templates for r in by_key.get(key, ())]
     log.info(
@@ -332,7 +350,12 @@ def _result(
             "notes": len(notes),
         },
     )
-    return PrefetchResult(resources=resources, notes=notes, fetched_keys=fetched_keys)
+    return PrefetchResult(
+        resources=resources,
+        notes=notes,
+        fetched_keys=fetched_keys,
+        complete_keys=complete_keys,
+    )
 
 
 async def _fetch_all(

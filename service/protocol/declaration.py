@@ -3,8 +3,9 @@
 Discovery (``GET /cds-services``) is generated from these declarations and the prefetch
 resolver reads its templates from them, so the queries the EHR is asked to prefetch and
 the ones the service runs itself when a key is missing can never drift apart (the HAPI
-FHIR CDS Hooks pattern). The codes in the observation query are those of
-``fhir-mapping.md`` §5 (LOINC) and §6 (the project's liver-findings code system).
+FHIR CDS Hooks pattern). The codes in the observation query are the one list of the
+Observation codes the rules read, ``service.fhir.codes.OBSERVATION_CODES`` (LOINC, and the
+project's liver-findings code system).
 """
 
 from __future__ import annotations
@@ -15,37 +16,16 @@ from types import MappingProxyType
 from typing import Any
 
 from service import SERVICE_ID
+from service.fhir import codes
 
-LOINC = "http://loinc.org"
-LIVER_FINDINGS = "https://liver-cds.org/fhir/CodeSystem/liver-findings"
-
-OBSERVATION_LOINC_CODES: tuple[str, ...] = (
-    "1975-2",  # bilirubin total
-    "14631-6",  # bilirubin total (SI)
-    "1751-7",  # albumin
-    "6301-6",  # INR
-    "34714-6",  # INR
-    "777-3",  # platelets
-    "2160-0",  # creatinine
-    "14682-9",  # creatinine (SI)
-    "2951-2",  # sodium
-    "1834-1",  # AFP
-    "2039-6",  # CEA
-    "89247-1",  # ECOG performance status
-    "89243-0",  # Karnofsky performance status
-    "21889-1",  # tumour size
-    "21906-3",  # TNM N category
-)
-"""Observation.code values the rules read (fhir-mapping.md §5), in the table's order."""
-
-OBSERVATION_LOCAL_CODES: tuple[str, ...] = ("lesion-count", "future-liver-remnant")
-"""liver-findings codes read from Observations (fhir-mapping.md §6)."""
+LOINC = codes.LOINC
+LIVER_FINDINGS = codes.LIVER_FINDINGS
 
 
 def _observation_codes() -> str:
-    tokens = [f"{LOINC}|{code}" for code in OBSERVATION_LOINC_CODES]
-    tokens += [f"{LIVER_FINDINGS}|{code}" for code in OBSERVATION_LOCAL_CODES]
-    return ",".join(tokens)
+    """``system|code`` of every Observation code the rules read, from the one list of them
+    (``service.fhir.codes.OBSERVATION_CODES``): the query and the reading cannot drift."""
+    return ",".join(f"{system}|{code}" for code, (system, _) in codes.OBSERVATION_CODES.items())
 
 
 @dataclass(frozen=True)
@@ -92,12 +72,14 @@ LIVER_METASTASIS_RESECTABILITY = ServiceDeclaration(
             "observations": (
                 "Observation?patient={{context.patientId}}&code=" + _observation_codes()
             ),
+            "procedures": "Procedure?patient={{context.patientId}}",
         }
     ),
     usage_requirements=(
         "Needs the patient's Conditions and the Observations listed in the prefetch, either "
-        "prefetched or readable from fhirServer with fhirAuthorization. Advisory only: every "
-        "option is for multidisciplinary team review."
+        "prefetched or readable from fhirServer with fhirAuthorization; the Procedures are "
+        "optional (without them the card says previous liver surgery could not be checked). "
+        "Advisory only: every option is for multidisciplinary team review."
     ),
 )
 

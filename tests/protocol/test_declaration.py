@@ -39,7 +39,7 @@ def test_discovery_lists_the_one_service_as_cards_md_says() -> None:
     assert service["id"] == "liver-metastasis-resectability"
     assert service["hook"] == "patient-view"
     assert service["title"] and service["description"]
-    assert set(service["prefetch"]) == {"patient", "conditions", "observations"}
+    assert set(service["prefetch"]) == {"patient", "conditions", "observations", "procedures"}
     assert all(value not in (None, "", [], {}) for value in service.values())
 
 
@@ -47,6 +47,8 @@ def test_patient_and_condition_templates_follow_fhir_mapping_section_7() -> None
     prefetch = LIVER_METASTASIS_RESECTABILITY.prefetch
     assert prefetch["patient"] == "Patient/{{context.patientId}}"
     assert prefetch["conditions"] == "Condition?patient={{context.patientId}}"
+    # rule set v2 (fhir-mapping §7): optional; without it previous surgery is unchecked
+    assert prefetch["procedures"] == "Procedure?patient={{context.patientId}}"
 
 
 def test_observation_template_asks_for_exactly_the_codes_the_rules_read() -> None:
