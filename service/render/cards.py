@@ -271,7 +271,9 @@ def option_suggestions(
             *text.codings,
         ]
         description = templates.fill(content.texts["action_description"], {"label": display})
-        resource = proposals.service_request(ctx.patient_id, codings, display, reasons)
+        resource = proposals.service_request(
+            ctx.patient_id, codings, display, reasons, content.texts["more_conditions"]
+        )
         out.append(
             proposals.suggestion(ctx.new_uuid, label, option.recommended, description, resource)
         )

@@ -166,6 +166,8 @@ def order_suggestions(
             *order.codings,
         ]
         description = templates.fill(content.texts["action_description"], {"label": order.display})
-        resource = proposals.service_request(patient_id, codings, order.text, reasons)
+        resource = proposals.service_request(
+            patient_id, codings, order.text, reasons, content.texts["more_conditions"]
+        )
         out.append(proposals.suggestion(new_uuid, order.suggestion, True, description, resource))
     return out

@@ -8,9 +8,13 @@ not at run time, to keep rendering fast).
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
+
+from service.render import templates
 
 TREATMENT_OPTION_SYSTEM = "https://liver-cds.org/fhir/CodeSystem/treatment-option"
 DATA_REQUEST_SYSTEM = "https://liver-cds.org/fhir/CodeSystem/data-request"
@@ -19,24 +23,41 @@ DATA_REQUEST_SYSTEM = "https://liver-cds.org/fhir/CodeSystem/data-request"
 _CONDITION_REFERENCE = re.compile(r"^Condition/[A-Za-z0-9\-.]{1,64}$")
 
 
-def reason_references(conditions: Iterable[str]) -> list[dict[str, str]]:
-    """``reasonReference`` entries for well-formed ``Condition/<id>`` references, in order."""
-    seen: set[str] = set()
-    out = []
-    for reference in conditions:
-        if _CONDITION_REFERENCE.match(reference) and reference not in seen:
-            seen.add(reference)
-            out.append({"reference": reference})
-    return out
+REASON_CAP = 10
+"""At most this many liver Conditions are named in a proposal's ``reasonReference``; the
+rest are counted in its note ("and 9,990 more liver Conditions"). A chart with thousands of
+liver Conditions (duplicates from an interface) must not make every suggestion, and so the
+response, grow with it (issue 15: 10,000 Conditions once gave a 2.65 MB response)."""
+
+
+@dataclass(frozen=True)
+class Reasons:
+    """The liver Conditions a proposal cites: the first :data:`REASON_CAP`, and a count of
+    the others."""
+
+    references: tuple[str, ...]
+    more: int = 0
+
+
+def reason_references(conditions: Iterable[str]) -> Reasons:
+    """Well-formed, distinct ``Condition/<id>`` references in order: the first
+    :data:`REASON_CAP`, and how many more there are."""
+    distinct = dict.fromkeys(r for r in conditions if _CONDITION_REFERENCE.match(r))
+    kept = tuple(itertools.islice(distinct, REASON_CAP))
+    return Reasons(kept, len(distinct) - len(kept))
 
 
 def service_request(
     patient_id: str,
     codings: Iterable[Mapping[str, str]],
     text: str,
-    reasons: list[dict[str, str]],
+    reasons: Reasons,
+    more_note: str = "",
 ) -> dict[str, Any]:
-    """A draft, proposed ServiceRequest for ``Patient/<patient_id>``."""
+    """A draft, proposed ServiceRequest for ``Patient/<patient_id>``.
+
+    ``more_note`` is the card content's template (``{count}``) for the Conditions beyond
+    the cap, put in ``note`` so the proposal still says what it is based on."""
     resource: dict[str, Any] = {
         "resourceType": "ServiceRequest",
         "status": "draft",
@@ -44,8 +65,10 @@ def service_request(
         "code": {"coding": [dict(coding) for coding in codings], "text": text},
         "subject": {"reference": f"Patient/{patient_id}"},
     }
-    if reasons:
-        resource["reasonReference"] = [dict(reason) for reason in reasons]
+    if reasons.references:
+        resource["reasonReference"] = [{"reference": r} for r in reasons.references]
+    if reasons.more and more_note:
+        resource["note"] = [{"text": templates.fill(more_note, {"count": f"{reasons.more:,}"})}]
     return resource
 
 

@@ -76,6 +76,7 @@ RULESET_TEXTS: dict[str, tuple[str, ...]] = {
     "ruleset_line": ("label",),
     "action_description": ("label",),
     "reason_unknown": (),
+    "more_conditions": ("count",),
 }
 """Keys of ``texts`` in ruleset.yaml and the placeholders each may use."""
 
