@@ -70,9 +70,7 @@ def test_the_assessment_card_fits_the_sidebar_budget(file: str, patient_id: str)
 
 
 @pytest.mark.parametrize(("file", "patient_id"), CASES, ids=IDS)
-def test_sources_are_links_never_inline_and_no_link_is_repeated(
-    file: str, patient_id: str
-) -> None:
+def test_sources_are_links_never_inline_and_no_link_is_repeated(file: str, patient_id: str) -> None:
     _, cards = evaluated(file, patient_id)
     for card in cards:
         links = card.get("links", [])
@@ -162,9 +160,9 @@ def test_the_card_says_what_a_surgeon_must_read(file: str, patient_id: str) -> N
     if "systemic-therapy" in assessment.offered:
         if facts.tumour_kind == "hcc" and not assessment.risk_modifiers:
             assert HCC_SYSTEMIC in risks
-        if facts.primary_site == "colorectal" and facts.tumour_kind == "secondary":
-            if not assessment.risk_modifiers:
-                assert COLORECTAL_SYSTEMIC in risks
+        colorectal = facts.primary_site == "colorectal" and facts.tumour_kind == "secondary"
+        if colorectal and not assessment.risk_modifiers:
+            assert COLORECTAL_SYSTEMIC in risks
     if any(o.code == "liver-augmentation" for o in assessment.options) and (
         facts.single_section or facts.single_segment
     ):
