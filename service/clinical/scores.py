@@ -24,10 +24,16 @@ def round_half_up(x: float, digits: int = 0) -> float:
     return math.copysign(math.floor(abs(x) * factor + 0.5 + 1e-9) / factor, x)
 
 
-def _lab_input(name: str, kind: str, m: Measurement, points: int | None = None) -> ScoreInput:
+def _lab_input(
+    name: str, kind: str, m: Measurement, points: int | None = None, band: str | None = None
+) -> ScoreInput:
+    """The input as shown: the value (and what was reported), and for a score with bands
+    the band it was scored on (``"scored on the < 34 / 34-51 / > 51 umol/L bands"``)."""
     value = format_value(kind, m.value, m.unit)
     if m.original:
         value += f" (reported {m.original})"
+    if band:
+        value += f"; scored on the {band}"
     return ScoreInput(name, value, m.date, points, False, m.source)
 
 
@@ -38,14 +44,53 @@ def _band(value: float, low: float, high: float, higher_is_worse: bool) -> int:
     return 1 if value > high else (2 if value >= low else 3)
 
 
+_SI_BANDS: Final = {"bilirubin": "umol/L", "albumin": "g/L"}
+"""The SI unit whose own Child-Pugh bands score a value reported in it (rule set v2)."""
+
+
+def _cp_lab_points(
+    name: str, m: Measurement, t: Thresholds, higher_is_worse: bool
+) -> tuple[int, str]:
+    """Points of a Child-Pugh lab, and the band used, in words for the card.
+
+    Rule set v2 (clinical-rules §4): every value unrounded; one reported in SI units
+    (bilirubin umol/L, albumin g/L) is scored on the SI bands in its own unit (bilirubin
+    < 34 / 34-51 / > 51 umol/L; albumin > 35 / 28-35 / < 28 g/L), any other unit is
+    converted to the canonical unit and compared unrounded. Boundaries are in the middle
+    band. Rounding is for display only: 33.9 umol/L is 1 point although it reads 2.0 mg/dL.
+    """
+    bands: dict[str, tuple[float, float, str]] = {
+        "bilirubin": (t.cp_bilirubin_low, t.cp_bilirubin_high, "mg/dL"),
+        "albumin": (t.cp_albumin_low, t.cp_albumin_high, "g/dL"),
+        "inr": (t.cp_inr_low, t.cp_inr_high, ""),
+    }
+    si_bands: dict[str, tuple[float, float]] = {
+        "bilirubin": (t.cp_bilirubin_low_umol_l, t.cp_bilirubin_high_umol_l),
+        "albumin": (t.cp_albumin_low_g_l, t.cp_albumin_high_g_l),
+    }
+    si_unit = _SI_BANDS.get(name)
+    if si_unit is not None and m.reported_unit == si_unit and m.reported_value is not None:
+        low, high = si_bands[name]
+        value, unit = m.reported_value, si_unit
+    else:
+        low, high, unit = bands[name]
+        value = m.exact
+    points = _band(value, low, high, higher_is_worse)
+    if higher_is_worse:
+        text = f"< {low:g} / {low:g}-{high:g} / > {high:g}"
+    else:
+        text = f"> {high:g} / {low:g}-{high:g} / < {low:g}"
+    return points, f"{text} {unit}".rstrip() + " bands"
+
+
 def child_pugh(facts: Facts, t: Thresholds = DEFAULT_THRESHOLDS) -> Score | None:
     """Child-Pugh (1973): needs bilirubin, albumin and INR within the lookback window."""
     bili, alb, inr = (facts.labs.get(k) for k in ("bilirubin", "albumin", "inr"))
     if bili is None or alb is None or inr is None:
         return None
-    pb = _band(bili.value, t.cp_bilirubin_low, t.cp_bilirubin_high, True)
-    pa = _band(alb.value, t.cp_albumin_low, t.cp_albumin_high, False)
-    pi = _band(inr.value, t.cp_inr_low, t.cp_inr_high, True)
+    pb, bb = _cp_lab_points("bilirubin", bili, t, True)
+    pa, ba = _cp_lab_points("albumin", alb, t, False)
+    pi, bi = _cp_lab_points("inr", inr, t, True)
     pas = facts.ascites_points or 1
     pen = facts.encephalopathy_points or 1
     total = pb + pa + pi + pas + pen
@@ -63,9 +108,9 @@ def child_pugh(facts: Facts, t: Thresholds = DEFAULT_THRESHOLDS) -> Score | None
         value=total,
         category=cls,
         inputs=(
-            _lab_input("bilirubin", "bilirubin", bili, pb),
-            _lab_input("albumin", "albumin", alb, pa),
-            _lab_input("INR", "inr", inr, pi),
+            _lab_input("bilirubin", "bilirubin", bili, pb, bb),
+            _lab_input("albumin", "albumin", alb, pa, ba),
+            _lab_input("INR", "inr", inr, pi, bi),
             ScoreInput(
                 "ascites",
                 _grade_text(facts.ascites_points, facts.ascites_assumed),

@@ -86,37 +86,58 @@ def test_child_pugh_assumed_mild_ascites_is_stated() -> None:
     assert cp.note is not None and "assumed mild" in cp.note
 
 
-# --- unit conversion with reporting precision ------------------------------------------------
+# --- rule set v2: unrounded values, SI values on the SI bands (clinical-rules §4) -------------
+
+
+def cp_from(bilirubin: tuple[float, str], albumin: tuple[float, str] = (42, "g/L")) -> Facts:
+    return from_resources(
+        lab_obs("b", "1975-2", bilirubin[0], bilirubin[1]),
+        lab_obs("a", "1751-7", albumin[0], albumin[1]),
+        lab_obs("i", "6301-6", 1.0, "{INR}"),
+    )
 
 
 @pytest.mark.parametrize(
-    ("umol", "mg_dl", "points"),
-    [(33.3, 1.9, 1), (34.2, 2.0, 2), (51.3, 3.0, 2), (52.0, 3.0, 2), (53.0, 3.1, 3)],
+    ("umol", "points"),
+    [(33, 1), (33.9, 1), (34, 2), (51, 2), (51.3, 3), (52, 3)],
 )
-def test_si_bilirubin_rounded_to_reporting_precision(
-    umol: float, mg_dl: float, points: int
-) -> None:
-    # 34.2 / 17.104 = 1.9995 -> 2.0 mg/dL: the SI Child-Pugh table's 34 umol/L boundary.
-    f = from_resources(
-        lab_obs("b", "1975-2", umol, "umol/L"),
-        lab_obs("a", "1751-7", 42, "g/L"),
-        lab_obs("i", "6301-6", 1.0, "{INR}"),
-    )
-    assert f.labs["bilirubin"].value == mg_dl
-    assert f.labs["bilirubin"].original == f"{umol:g} umol/L"
-    cp = child_pugh(f)
+def test_bilirubin_in_umol_per_l_is_scored_on_the_si_bands_v2(umol: float, points: int) -> None:
+    # < 34 / 34-51 / > 51 umol/L, boundaries in the middle band, in the reported unit.
+    # v1 scored 52 umol/L (3.04 mg/dL, shown 3.0) as 2 points: Child-Pugh B read as A.
+    cp = child_pugh(cp_from((umol, "umol/L")))
     assert cp is not None and cp.inputs[0].points == points
+    assert "umol/L bands" in cp.inputs[0].value
 
 
-@pytest.mark.parametrize(("g_l", "points"), [(36, 1), (35, 2), (28, 2), (27, 3)])
-def test_si_albumin_g_per_l(g_l: float, points: int) -> None:
-    f = from_resources(
-        lab_obs("b", "1975-2", 1.0, "mg/dL"),
-        lab_obs("a", "1751-7", g_l, "g/L"),
-        lab_obs("i", "6301-6", 1.0, None),
-    )
-    cp = child_pugh(f)
+@pytest.mark.parametrize(("mg_dl", "points"), [(1.99, 1), (2.0, 2), (3.0, 2), (3.01, 3)])
+def test_bilirubin_in_mg_per_dl_is_compared_unrounded_v2(mg_dl: float, points: int) -> None:
+    # 1.99 shows as 2.0 mg/dL but is below 2; 3.01 shows as 3.0 but is above 3.
+    cp = child_pugh(cp_from((mg_dl, "mg/dL")))
+    assert cp is not None and cp.inputs[0].points == points
+    assert "mg/dL bands" in cp.inputs[0].value
+
+
+@pytest.mark.parametrize(
+    ("g_l", "points"), [(36, 1), (35.5, 1), (35, 2), (28, 2), (27.9, 3), (27, 3)]
+)
+def test_albumin_in_g_per_l_is_scored_on_the_si_bands_v2(g_l: float, points: int) -> None:
+    # > 35 / 28-35 / < 28 g/L, boundaries in the middle band.
+    cp = child_pugh(cp_from((1.0, "mg/dL"), (g_l, "g/L")))
     assert cp is not None and cp.inputs[1].points == points
+    assert "g/L bands" in cp.inputs[1].value
+
+
+@pytest.mark.parametrize(("g_dl", "points"), [(3.51, 1), (3.5, 2), (2.8, 2), (2.79, 3)])
+def test_albumin_in_g_per_dl_is_compared_unrounded_v2(g_dl: float, points: int) -> None:
+    cp = child_pugh(cp_from((1.0, "mg/dL"), (g_dl, "g/dL")))
+    assert cp is not None and cp.inputs[1].points == points
+
+
+def test_hcc_bilirubin_52_umol_per_l_is_child_pugh_b_v2() -> None:
+    # clinical-rules §7: "bilirubin 52 umol/L scored 2 points, so a Child-Pugh B patient was
+    # resectable". 3 (bilirubin > 51) + 2 (albumin 30 g/L) + 1 + 1 + 1 = 8 -> B.
+    cp = child_pugh(cp_from((52, "umol/L"), (30, "g/L")))
+    assert cp is not None and (cp.value, cp.category) == (8, "B")
 
 
 # --- ALBI --------------------------------------------------------------------------------------
@@ -301,5 +322,7 @@ def test_scores_show_inputs_with_value_unit_and_date() -> None:
     cp = child_pugh(f)
     assert cp is not None
     bili = cp.inputs[0]
-    assert bili.value == "2.0 mg/dL (reported 34.2 umol/L)"
+    assert bili.value == (
+        "2.0 mg/dL (reported 34.2 umol/L); scored on the < 34 / 34-51 / > 51 umol/L bands"
+    )
     assert bili.date is not None and bili.source == "Observation/b"
