@@ -7,17 +7,34 @@ monkeypatching globals.
 
 Every field has a safe default for local development; the README's settings table
 lists them all and is checked against :data:`ENVIRONMENT_VARIABLES` by a test.
+
+The environment is read and validated by pydantic-settings (:func:`_read_environment`):
+types, ``Literal`` choices and the ``Positive`` bounds declared on the fields below are
+checked by pydantic, and its errors are reworded into one :class:`SettingsError` naming the
+variable. ``Settings`` itself stays a frozen dataclass so that callers build and
+``dataclasses.replace`` it freely, and so that importing this module (and building settings
+in tests or the CLI) does not import pydantic: only :meth:`Settings.from_env` does.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import annotated_types
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+    from pydantic_settings import BaseSettings
 
 AuthMode = Literal["required", "off"]
 LogFormat = Literal["json", "text", "auto"]
+Positive = annotated_types.Gt(0)
+"""Bound on a field: a ``LIVER_CDS_*`` value of 0 or less is refused, naming the variable."""
 
 PREFIX = "LIVER_CDS_"
 MIN_JSON_DEPTH = 16
@@ -40,29 +57,29 @@ class Settings:
 
     # --- HTTP and protocol -------------------------------------------------------------
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: Annotated[int, Positive] = 8000
     workers: int = 1
     public_url: str = "http://127.0.0.1:8000"
     """Base URL under which EHRs call us; JWT ``aud`` must equal the URL called under it."""
     cors_origins: tuple[str, ...] = ("*",)
-    max_body_bytes: int = 5 * 1024 * 1024
-    max_json_depth: int = 64
-    max_resources: int = 20_000
+    max_body_bytes: Annotated[int, Positive] = 5 * 1024 * 1024
+    max_json_depth: Annotated[int, Positive] = 64
+    max_resources: Annotated[int, Positive] = 20_000
     """Resources accepted in one call (prefetch plus fetched pages together)."""
 
     # --- FHIR fetch ----------------------------------------------------------------------
-    fhir_timeout_s: float = 2.0
+    fhir_timeout_s: Annotated[float, Positive] = 2.0
     """Per-request timeout towards a FHIR server (connect, read, write, pool)."""
-    call_budget_s: float = 3.0
+    call_budget_s: Annotated[float, Positive] = 3.0
     """Total time budget of one hook call's FHIR fetching."""
-    fhir_max_pages: int = 20
+    fhir_max_pages: Annotated[int, Positive] = 20
     fhir_max_page_bytes: int = 20 * 1024 * 1024
     fhir_allow_loopback_http: bool = True
     """Fetch from plain-http loopback FHIR servers; only honoured when auth is off."""
 
     # --- Clinical engine -------------------------------------------------------------------
-    lookback_days: int = 90
-    imaging_lookback_days: int = 90
+    lookback_days: Annotated[int, Positive] = 90
+    imaging_lookback_days: Annotated[int, Positive] = 90
     """Lesion count, tumour size and FLR older than this count as missing (rule set v2)."""
     strict_fhir: bool = False
     """Validate every input resource with fhir.resources R4B and report schema problems."""
@@ -84,7 +101,7 @@ class Settings:
     )
     smart_session_key: str = ""
     """Key signing the session cookie (at least 32 characters); empty: random per process."""
-    smart_session_ttl_s: int = 3600
+    smart_session_ttl_s: Annotated[int, Positive] = 3600
     """How long a launched session (and its access token) is kept, at most."""
 
     # --- Security --------------------------------------------------------------------------
@@ -118,21 +135,15 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Build settings from ``environ`` (default: ``os.environ``)."""
+        """Build settings from ``environ`` (default: ``os.environ``).
+
+        Raises :class:`SettingsError` naming the first unusable variable.
+        """
         env = os.environ if environ is None else environ
-        values: dict[str, object] = {}
-        known: set[str] = set()
-        for f in fields(cls):
-            if f.name == "extra":
-                continue
-            name = PREFIX + f.name.upper()
-            known.add(name)
-            raw = env.get(name)
-            if raw is None:
-                continue
-            values[f.name] = _convert(name, raw.strip(), getattr(cls, f.name, None), f.name)
+        values = _read_environment(env)
+        known = set(ENVIRONMENT_VARIABLES)
         extra = {k: v for k, v in env.items() if k.startswith(PREFIX) and k not in known}
-        settings = cls(**values, extra=extra)  # type: ignore[arg-type]
+        settings = cls(**values, extra=extra)
         settings.check()
         if settings.auth == "required" and not env.get(PREFIX + "PUBLIC_URL", "").strip():
             # Every JWT's aud is checked against this URL: left at its development default,
@@ -144,32 +155,18 @@ class Settings:
         return settings
 
     def check(self) -> None:
-        """Reject combinations that cannot work, with a message naming the variable."""
-        if self.auth not in ("required", "off"):
-            raise SettingsError("LIVER_CDS_AUTH must be 'required' or 'off'")
-        if self.log_format not in ("json", "text", "auto"):
-            raise SettingsError("LIVER_CDS_LOG_FORMAT must be 'json', 'text' or 'auto'")
+        """Reject combinations that cannot work, with a message naming the variable.
+
+        Each value's type and bounds were checked when it was read (:func:`_read_environment`);
+        these are the rules across fields, and the ones whose message says why.
+        """
         if self.auth == "required" and not self.trust_file:
             raise SettingsError("LIVER_CDS_AUTH=required needs LIVER_CDS_TRUST_FILE")
-        for name in (
-            "max_body_bytes",
-            "max_json_depth",
-            "max_resources",
-            "fhir_max_pages",
-            "port",
-            "lookback_days",
-            "imaging_lookback_days",
-        ):
-            if getattr(self, name) <= 0:
-                raise SettingsError(f"{PREFIX}{name.upper()} must be positive")
         if self.max_json_depth < MIN_JSON_DEPTH:
             raise SettingsError(
                 f"{PREFIX}MAX_JSON_DEPTH must be at least {MIN_JSON_DEPTH}: an Observation in a "
                 "prefetch Bundle is already 9 levels deep"
             )
-        for name in ("fhir_timeout_s", "call_budget_s"):
-            if getattr(self, name) <= 0:
-                raise SettingsError(f"{PREFIX}{name.upper()} must be positive")
         bad = [a for a in self.jwt_algorithms if a not in ALLOWED_JWT_ALGORITHMS]
         if bad:
             raise SettingsError(
@@ -212,8 +209,6 @@ def _check_smart(settings: Settings) -> None:
                 raise SettingsError(f"{name}: https is required (http only for loopback)")
     if settings.smart_session_key and len(settings.smart_session_key) < 32:
         raise SettingsError("LIVER_CDS_SMART_SESSION_KEY must be at least 32 characters")
-    if settings.smart_session_ttl_s <= 0:
-        raise SettingsError("LIVER_CDS_SMART_SESSION_TTL_S must be positive")
     if settings.workers > 1:
         raise SettingsError(
             "the SMART app keeps its sessions in the process: run it with LIVER_CDS_WORKERS=1 "
@@ -225,29 +220,122 @@ ALLOWED_JWT_ALGORITHMS = frozenset({"ES384", "RS384", "ES256", "RS256", "ES512",
 """Asymmetric algorithms only: never ``none`` nor any HS* (CDS Hooks 2.0, Trusting CDS Clients)."""
 
 
-def _convert(name: str, raw: str, default: object, attr: str) -> object:
-    if isinstance(default, bool):
-        low = raw.lower()
-        if low in ("1", "true", "yes", "on"):
-            return True
-        if low in ("0", "false", "no", "off", ""):
-            return False
-        raise SettingsError(f"{name} must be true or false, not {raw!r}")
-    if isinstance(default, int):
-        try:
-            return int(raw)
-        except ValueError:
-            raise SettingsError(f"{name} must be a whole number, not {raw!r}") from None
-    if isinstance(default, float):
-        try:
-            return float(raw)
-        except ValueError:
-            raise SettingsError(f"{name} must be a number, not {raw!r}") from None
-    if isinstance(default, tuple):
-        return tuple(part.strip() for part in raw.split(",") if part.strip())
-    if attr in ("auth", "log_format"):
-        return raw.lower()
-    return raw
+_SECRET_FIELDS = frozenset(
+    {"audit_key", "smart_client_secret", "smart_session_key", "database_url", "redis_url"}
+)
+"""Fields whose value is never repeated in an error message (keys, or URLs with a password)."""
+
+
+def _read_environment(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The ``LIVER_CDS_*`` values present in ``environ``, converted to the fields' types.
+
+    Values are stripped; booleans accept true/false, 1/0, yes/no, on/off; lists are
+    comma-separated; ``auth`` and ``log_format`` are case-insensitive.
+    """
+    from pydantic import ValidationError
+    from pydantic_settings import EnvSettingsSource
+    from pydantic_settings.sources import PydanticBaseSettingsSource
+    from pydantic_settings.sources.utils import parse_env_vars
+
+    class MappingSource(EnvSettingsSource):
+        """The environment source, reading the mapping given to ``from_env``."""
+
+        def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]):
+            self.environ = environ
+            super().__init__(settings_cls)
+
+        def _load_env_vars(self) -> Mapping[str, str | None]:
+            # The extension point pydantic-settings' own DotEnvSettingsSource overrides.
+            return parse_env_vars(
+                self.environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
+            )
+
+    class FromMapping(_environment_model()):  # type: ignore[misc]
+        """The model reading only ``environ`` (never ``os.environ`` behind the caller's back)."""
+
+        @classmethod
+        def settings_customise_sources(
+            cls, settings_cls: type[BaseSettings], **sources: PydanticBaseSettingsSource
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return (MappingSource(settings_cls, environ),)
+
+    try:
+        read = FromMapping()
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None
+    return {name: getattr(read, name) for name in read.model_fields_set}
+
+
+@functools.cache
+def _environment_model() -> type[BaseSettings]:
+    """A pydantic-settings model with one field per :class:`Settings` field (built once).
+
+    It is derived from the dataclass so that the field list, types, bounds and defaults are
+    written once, above.
+    """
+    from pydantic import BeforeValidator, Field, create_model
+    from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+    # Each field reads exactly the variable its alias names (LIVER_CDS_PORT, not liver_cds_port).
+    config = SettingsConfigDict(
+        case_sensitive=True, extra="ignore", str_strip_whitespace=True, frozen=True
+    )
+    hints = typing.get_type_hints(Settings, include_extras=True)
+    definitions: dict[str, Any] = {}
+    for f in fields(Settings):
+        if f.name == "extra":
+            continue
+        hint = hints[f.name]
+        bare = typing.get_args(hint)[0] if typing.get_origin(hint) is Annotated else hint
+        if typing.get_origin(bare) is tuple:
+            hint = Annotated[hint, NoDecode, BeforeValidator(_split_commas)]
+        elif typing.get_origin(bare) is Literal:
+            hint = Annotated[hint, BeforeValidator(_lower)]
+        elif bare is bool:
+            hint = Annotated[hint, BeforeValidator(_empty_is_false)]
+        definitions[f.name] = (hint, Field(f.default, validation_alias=PREFIX + f.name.upper()))
+    return create_model(
+        "SettingsEnvironment", __base__=BaseSettings, __config__=config, **definitions
+    )
+
+
+def _split_commas(value: object) -> object:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+def _empty_is_false(value: object) -> object:
+    return False if isinstance(value, str) and not value.strip() else value
+
+
+def _lower(value: object) -> object:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+_PHRASES = {
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_parsing": "must be a number",
+    "bool_parsing": "must be true or false",
+}
+
+
+def _describe(exc: ValidationError) -> str:
+    """The first error as ``LIVER_CDS_NAME must be ..., not 'value'``."""
+    error = exc.errors(include_url=False)[0]
+    name = str(error["loc"][0]) if error["loc"] else PREFIX
+    attr = name.removeprefix(PREFIX).lower()
+    ctx = error.get("ctx") or {}
+    if error["type"] in _PHRASES:
+        phrase = _PHRASES[error["type"]]
+    elif error["type"] == "greater_than" and ctx.get("gt") == 0:
+        phrase = "must be positive"
+    else:
+        phrase = str(error["msg"]).replace("Input should be", "must be")
+    if attr in _SECRET_FIELDS or not isinstance(error.get("input"), str):
+        return f"{name} {phrase}"
+    return f"{name} {phrase}, not {error['input']!r}"
 
 
 ENVIRONMENT_VARIABLES: tuple[str, ...] = tuple(

@@ -67,3 +67,57 @@ def test_readme_documents_every_setting() -> None:
     text = README.read_text(encoding="utf-8")
     undocumented = [name for name in ENVIRONMENT_VARIABLES if f"`{name}`" not in text]
     assert not undocumented, f"README settings table lacks {undocumented}"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "LIVER_CDS_PORT",
+        "LIVER_CDS_MAX_RESOURCES",
+        "LIVER_CDS_FHIR_TIMEOUT_S",
+        "LIVER_CDS_CALL_BUDGET_S",
+        "LIVER_CDS_FHIR_MAX_PAGES",
+        "LIVER_CDS_LOOKBACK_DAYS",
+        "LIVER_CDS_IMAGING_LOOKBACK_DAYS",
+        "LIVER_CDS_SMART_SESSION_TTL_S",
+    ],
+)
+def test_counts_and_durations_must_be_positive(name: str) -> None:
+    with pytest.raises(SettingsError, match=f"^{name} must be positive, not '0'$"):
+        Settings.from_env({name: "0"})
+
+
+def test_a_secret_is_never_repeated_in_the_error() -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({"LIVER_CDS_SMART_SESSION_TTL_S": "-1", "LIVER_CDS_AUDIT_KEY": "k" * 8})
+    assert "kkkkkkkk" not in str(caught.value)
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env(
+            {
+                "LIVER_CDS_SMART_CLIENT_ID": "app",
+                "LIVER_CDS_SMART_ALLOWED_ISS": "https://ehr.example.org/fhir",
+                "LIVER_CDS_SMART_SESSION_KEY": "too-short-secret",
+            }
+        )
+    assert "LIVER_CDS_SMART_SESSION_KEY" in str(caught.value)
+    assert "too-short-secret" not in str(caught.value)
+
+
+def test_only_the_given_mapping_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LIVER_CDS_PORT", "9999")
+    assert Settings.from_env({}).port == 8000
+    assert Settings.from_env().port == 9999
+
+
+def test_names_are_exact_and_values_stripped() -> None:
+    settings = Settings.from_env(
+        {"liver_cds_port": "1234", "LIVER_CDS_AUTH": " OFF ", "LIVER_CDS_STRICT_FHIR": ""}
+    )
+    assert settings.port == 8000
+    assert settings.auth == "off"
+    assert settings.strict_fhir is False
+
+
+def test_an_empty_list_is_empty_not_the_default() -> None:
+    # An empty LIVER_CDS_CORS_ORIGINS turns CORS off; it must never widen to the default "*".
+    assert Settings.from_env({"LIVER_CDS_CORS_ORIGINS": ""}).cors_origins == ()
