@@ -709,3 +709,143 @@ def test_build_check_passes() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+# --------------------------------------------------------------------------------------
+# Order-sign requests (fixtures/orders/, clinical-rules §8)
+# --------------------------------------------------------------------------------------
+
+TREATMENT_OPTION = "https://liver-cds.org/fhir/CodeSystem/treatment-option"
+ORDER_CPT = {"47120", "47122", "47125", "47130", "47370", "47371", "47380", "47381", "47382"}
+ORDER_CPT |= {"47383"}
+OPTION_CODES = {
+    "resection-right-hepatectomy",
+    "resection-left-hepatectomy",
+    "resection-local",
+    "liver-augmentation",
+    "ablation",
+    "transplant-evaluation",
+    "tace",
+    "tare",
+    "haic",
+    "sbrt",
+    "systemic-therapy",
+    "monitoring",
+    "best-supportive-care",
+    "mdt-review",
+}
+FINDING_ROWS = ("critical-stop", "warning-stop", "indeterminate", "agrees", "not-offered")
+
+
+@cache
+def orders_manifest() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(
+        (FIXTURES / "orders" / "manifest.json").read_text(encoding="utf-8")
+    )
+    return data
+
+
+def order_entries() -> list[dict[str, Any]]:
+    return list(orders_manifest()["orders"])
+
+
+def order_ids(entries: list[dict[str, Any]]) -> list[str]:
+    return [Path(e["file"]).stem for e in entries]
+
+
+def draft_resources(request: dict[str, Any]) -> list[dict[str, Any]]:
+    return [e["resource"] for e in request["context"]["draftOrders"]["entry"]]
+
+
+def test_every_order_file_is_in_the_orders_manifest_and_every_listed_file_exists() -> None:
+    listed = {e["file"] for e in order_entries()}
+    on_disk = {
+        f"orders/{p.name}"
+        for p in (FIXTURES / "orders").glob("*.json")
+        if p.name != "manifest.json"
+    }
+    assert listed == on_disk
+    assert orders_manifest()["evaluated_at"] == manifest()["evaluated_at"]
+    assert orders_manifest()["hook"] == "order-sign"
+
+
+@pytest.mark.parametrize("finding", FINDING_ROWS)
+def test_every_finding_row_of_section_8_is_covered(finding: str) -> None:
+    assert any(f"finding:{finding}" in e["covers"] for e in order_entries()), finding
+
+
+@pytest.mark.parametrize("stop", sorted(orders_manifest()["stops"]))
+def test_every_stop_of_section_8_is_covered_alone_at_least_once(stop: str) -> None:
+    alone = [
+        x for e in order_entries() for x in e["expected"] if x["stops"] == [stop]
+    ]  # fmt: skip
+    assert alone, f"no order where only {stop} holds"
+
+
+def test_an_order_built_from_an_accepted_suggestion_agrees() -> None:
+    found = False
+    for e in order_entries():
+        request = load(e["file"])
+        by_ref = {f"ServiceRequest/{r['id']}": r for r in draft_resources(request)}
+        for x in e["expected"]:
+            r = by_ref[x["order"]]
+            if r["intent"] == "proposal" and codings(r["code"])[0][0] == TREATMENT_OPTION:
+                found = found or x["finding"] == "agrees"
+    assert found
+
+
+def test_a_medication_request_is_among_the_ignored_draft_orders() -> None:
+    assert any(i.startswith("MedicationRequest/") for e in order_entries() for i in e["ignored"])
+
+
+@pytest.mark.parametrize("entry", order_entries(), ids=order_ids(order_entries()))
+def test_order_request_has_the_cds_hooks_order_sign_fields(entry: dict[str, Any]) -> None:
+    request = load(entry["file"])
+    assert request["hook"] == "order-sign"
+    assert str(uuid.UUID(request["hookInstance"])) == request["hookInstance"]
+    context = request["context"]
+    assert context["userId"].startswith(("Practitioner/", "PractitionerRole/"))
+    assert context["patientId"] == entry["patient_id"]
+    draft = context["draftOrders"]
+    assert draft["resourceType"] == "Bundle" and draft["entry"]
+    # the same prefetch as the patient fixture it is built on
+    assert request["prefetch"] == load(entry["patient"])["prefetch"]
+    patient_entry = next(p for p in patient_entries() if p["file"] == entry["patient"])
+    assert patient_entry["patient_id"] == entry["patient_id"]
+
+
+@pytest.mark.parametrize("entry", order_entries(), ids=order_ids(order_entries()))
+def test_order_expectations_name_the_draft_orders(entry: dict[str, Any]) -> None:
+    request = load(entry["file"])
+    drafts = {f"{r['resourceType']}/{r['id']}": r for r in draft_resources(request)}
+    checked = [x["order"] for x in entry["expected"]]
+    assert set(checked) | set(entry["ignored"]) == set(drafts)
+    assert not set(checked) & set(entry["ignored"])
+    stops = orders_manifest()["stops"]
+    for x in entry["expected"]:
+        r = drafts[x["order"]]
+        assert r["resourceType"] == "ServiceRequest" and r["status"] == "draft"
+        assert r["intent"] in ("order", "proposal")
+        assert r["subject"]["reference"] == f"Patient/{entry['patient_id']}"
+        (system, code) = codings(r["code"])[0]
+        assert (system == TREATMENT_OPTION and code in OPTION_CODES) or (
+            system == CPT and code in ORDER_CPT
+        ), x["order"]
+        assert x["code"] == {"system": system, "code": code}
+        severity = {"critical-stop": "critical", "warning-stop": "warning"}.get(x["finding"])
+        assert all(stops[s]["severity"] == severity for s in x["stops"])
+        assert bool(x["stops"]) == bool(severity)
+    for ref in entry["ignored"]:
+        r = drafts[ref]
+        assert r["resourceType"] != "ServiceRequest" or not any(
+            s in (TREATMENT_OPTION, CPT) for s, _ in codings(r["code"])
+        )
+    assert entry["cards"] == sum(1 for x in entry["expected"] if x["indicator"] is not None)
+
+
+@pytest.mark.parametrize("entry", order_entries(), ids=order_ids(order_entries()))
+def test_every_resource_in_the_order_request_is_valid_r4(entry: dict[str, Any]) -> None:
+    request = load(entry["file"])
+    validate_value(request["context"]["draftOrders"])
+    count = sum(validate_value(v) for v in request["prefetch"].values() if v is not None)
+    assert count >= 1
