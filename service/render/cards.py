@@ -17,7 +17,6 @@ from uuid import uuid4
 
 from service.clinical.model import (
     Assessment,
-    DataQualityNote,
     Evidence,
     Facts,
     OfferedOption,
@@ -326,7 +325,7 @@ def full_detail(content: CardContent, assessment: Assessment) -> str:
         _bullets(
             content.texts["assumptions_heading"], (md.text(a) for a in assessment.assumptions)
         ),
-        _bullets(content.texts["data_quality_heading"], _data_quality(assessment)),
+        _bullets(content.texts["data_quality_heading"], _data_quality(content, assessment)),
         _sources(content, sources),
     ]
     return "\n\n".join(section for section in sections if section)
@@ -388,7 +387,10 @@ def _facts_used(content: CardContent, assessment: Assessment) -> str:
     for evidence in _evidence(assessment):
         label = content.facts.get(evidence.fact) or md.text(_humanise(evidence.fact))
         provenance = [md.day(evidence.date)] if evidence.date is not None else []
-        provenance += [md.reference(ref) for ref in evidence.sources]
+        provenance += [md.reference(ref) for ref in evidence.sources[: compact.LIST_CAP]]
+        if len(evidence.sources) > compact.LIST_CAP:  # 10,000 duplicate Conditions happen
+            more = len(evidence.sources) - compact.LIST_CAP
+            provenance.append(templates.fill(content.card["more"], {"count": f"{more:,}"}))
         known = content.fact_values.get(evidence.fact, {}).get(evidence.value)
         line = f"- **{label}**: {known or md.text(evidence.value)}"
         if provenance:
@@ -465,13 +467,17 @@ def _score_input(content: CardContent, item: Any) -> str:
     return out
 
 
-def _data_quality(assessment: Assessment) -> Iterable[str]:
-    seen: set[DataQualityNote] = set()
-    for note in (*assessment.data_quality, *assessment.facts.data_quality):
-        if note in seen:
-            continue
-        seen.add(note)
-        yield f"{md.reference(note.resource)}: {md.text(note.problem)}"
+FULL_LIST_CAP = 20
+"""Data-quality notes listed in the full detail before "and N more"."""
+
+
+def _data_quality(content: CardContent, assessment: Assessment) -> list[str]:
+    notes = list(dict.fromkeys((*assessment.data_quality, *assessment.facts.data_quality)))
+    out = [f"{md.reference(n.resource)}: {md.text(n.problem)}" for n in notes[:FULL_LIST_CAP]]
+    if len(notes) > FULL_LIST_CAP:
+        more = len(notes) - FULL_LIST_CAP
+        out.append(templates.fill(content.card["more"], {"count": f"{more:,}"}))
+    return out
 
 
 def _sources(content: CardContent, sources: list[SourceContent]) -> str:
