@@ -5,8 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from service.clinical.facts import extract_facts, karnofsky_to_ecog
 from service.clinical.model import Facts
+from service.clinical.thresholds import Thresholds
 
 from .builders import (
     AT,
@@ -23,6 +26,7 @@ from .builders import (
     SEG,
     colorectal_right,
     condition,
+    iso,
     lab_obs,
     observation,
     patient,
@@ -487,3 +491,499 @@ def test_disease_free_interval_counts_calendar_months() -> None:
     assert completed_months(at("2023-03-01"), at("2024-02-29")) == 11
     assert completed_months(at("2023-01-31"), at("2023-02-28")) == 0
     assert completed_months(at("2024-05-01"), at("2023-05-01")) == 0
+
+
+# ================================================================================================
+# Rule set v2 (fhir-mapping rows marked v2, §8 Procedures, §9 Patient)
+# ================================================================================================
+
+CIRRHOSIS = ("cirr", ICD, "K74.60")
+CPT = "http://www.ama-assn.org/go/cpt"
+PCS = "http://www.cms.gov/Medicare/Coding/ICD10"
+
+
+def cond(rid: str, system: str, code: str, **kw: Any) -> dict[str, Any]:
+    return condition(rid, system, code, **kw)
+
+
+def with_reference_high(resource: dict[str, Any], high: float, unit: str) -> dict[str, Any]:
+    resource["referenceRange"] = [{"high": {"value": high, "code": unit, "system": UCUM_SYS}}]
+    return resource
+
+
+UCUM_SYS = "http://unitsofmeasure.org"
+
+
+def procedure(
+    rid: str,
+    system: str,
+    code: str,
+    *,
+    status: str = "completed",
+    performed: str | None = "2025-09-01",
+    period_end: str | None = None,
+    patient_id: str = PID,
+    text: str | None = None,
+    body_site: str | None = None,
+) -> dict[str, Any]:
+    r: dict[str, Any] = {
+        "resourceType": "Procedure",
+        "id": rid,
+        "status": status,
+        "code": {"coding": [{"system": system, "code": code}]},
+        "subject": {"reference": f"Patient/{patient_id}"},
+    }
+    if text is not None:
+        r["code"]["text"] = text
+    if performed is not None:
+        r["performedDateTime"] = performed
+    if period_end is not None:
+        r["performedPeriod"] = {"start": "2025-08-30", "end": period_end}
+    if body_site is not None:
+        r["bodySite"] = [site(body_site)]
+    return r
+
+
+# --- §2 tumour kind: C22.8 / C22.9 -------------------------------------------------------------
+
+
+def test_c22_8_is_unspecified_whatever_other_primaries_exist() -> None:
+    f = read(cond("l", ICD, "C22.8", sites=[site(SEG["VI"])]), cond("p", ICD, "C18.7"))
+    assert f.tumour_kind == "unspecified" and f.unspecified_codes == ("C22.8",)
+    assert f.primary_site is None and not f.liver_code_unstated
+
+
+def test_c22_9_alone_is_unspecified_and_names_its_code() -> None:
+    f = read(cond("l", ICD, "C22.9", sites=[site(SEG["VI"])]))
+    assert f.tumour_kind == "unspecified" and f.unspecified_codes == ("C22.9",)
+    assert f.liver_conditions == ("Condition/l",) and f.confirmed
+
+
+def test_c22_9_with_a_colon_primary_is_a_secondary_whose_code_did_not_say_so() -> None:
+    f = read(cond("l", ICD, "C22.9", sites=[site(SEG["VI"])]), cond("p", ICD, "C18.7"))
+    assert (f.tumour_kind, f.primary_site) == ("secondary", "colorectal")
+    assert f.liver_code_unstated and f.unspecified_codes == ()
+    resected = read(
+        cond("l", ICD, "C22.9", sites=[site(SEG["VI"])]),
+        cond("p", ICD, "C18.7", clinical="resolved"),
+    )
+    assert (resected.tumour_kind, resected.primary_site) == ("secondary", "colorectal")
+
+
+def test_c22_9_in_cirrhosis_stays_unspecified_unless_a_link_names_the_primary() -> None:
+    unlinked = read(
+        cond("l", ICD, "C22.9", sites=[site(SEG["VI"])]),
+        cond("p", ICD, "C18.7"),
+        cond(*CIRRHOSIS),
+    )
+    assert unlinked.tumour_kind == "unspecified" and not unlinked.liver_code_unstated
+    linked = read(
+        cond("l", ICD, "C22.9", sites=[site(SEG["VI"])], related="p"),
+        cond("p", ICD, "C18.7"),
+        cond(*CIRRHOSIS),
+    )
+    assert (linked.tumour_kind, linked.primary_site) == ("secondary", "colorectal")
+
+
+def test_unspecified_decides_only_when_no_other_liver_kind_is_present() -> None:
+    f = read(cond("h", ICD, "C22.0"), cond("l", ICD, "C22.8"))
+    assert f.tumour_kind == "hcc" and f.liver_kinds == {"hcc", "unspecified"}
+    assert read(cond("m", ICD, "C78.7"), cond("l", ICD, "C22.8")).tumour_kind == "secondary"
+
+
+def test_c22_9_with_a_cancer_outside_the_primary_rows_is_unspecified() -> None:
+    # Prostate cancer (C61) is not a primary row of §4: not read as the primary.
+    f = read(cond("l", ICD, "C22.9"), cond("p", ICD, "C61"))
+    assert f.tumour_kind == "unspecified"
+
+
+# --- §4 primary site -------------------------------------------------------------------------
+
+
+def test_neuroendocrine_carcinoma_decides_even_with_c7b_02() -> None:
+    assert read(liver_met(site(SEG["VI"])), cond("p", ICD, "C7A.1")).primary_site == (
+        "neuroendocrine-carcinoma"
+    )
+    f = read(cond("m", ICD, "C7B.02", sites=[site(SEG["VI"])]), cond("p", ICD, "C7A.1"))
+    assert f.primary_site == "neuroendocrine-carcinoma" and f.primary_condition == "Condition/p"
+    well = read(cond("m", ICD, "C7B.02", sites=[site(SEG["VI"])]), cond("p", ICD, "C7A.012"))
+    assert well.primary_site == "neuroendocrine"
+
+
+def test_a_primary_counts_whatever_its_status_current_ones_first() -> None:
+    for status in ("resolved", "remission", "inactive"):
+        f = read(liver_met(site(SEG["VI"])), cond("p", ICD, "C18.7", clinical=status))
+        assert f.primary_site == "colorectal", status
+    current_first = read(
+        liver_met(site(SEG["VI"])),
+        cond("old", ICD, "C50.911", clinical="resolved"),
+        cond("p", ICD, "C18.7"),
+    )
+    assert current_first.primary_site == "colorectal"
+    both_past = read(
+        liver_met(site(SEG["VI"])),
+        cond("old", ICD, "C50.911", clinical="resolved"),
+        cond("p", ICD, "C18.7", clinical="remission"),
+    )
+    assert both_past.primary_site == "unknown"
+    refuted = read(liver_met(site(SEG["VI"])), cond("p", ICD, "C18.7", verification="refuted"))
+    assert refuted.primary_site == "unknown"
+
+
+# --- §4 extrahepatic disease by site ----------------------------------------------------------
+
+
+def test_extrahepatic_sites_lung_and_lymph_node_are_limited() -> None:
+    lung = read(liver_met(site(SEG["VI"])), cond("e", ICD, "C78.01"))
+    assert lung.extrahepatic_disease and lung.extrahepatic_sites == {"lung"}
+    assert lung.extrahepatic_limited
+    nodes = read(liver_met(site(SEG["VI"])), cond("e", ICD, "C77.2"), cond("e2", ICD, "C78.00"))
+    assert nodes.extrahepatic_sites == {"lung", "lymph-node"} and nodes.extrahepatic_limited
+    by_site = read(
+        liver_met(site(SEG["VI"])),
+        cond("e", SCT, "128462008", sites=[site("39607008")]),
+        cond("e2", SCT, "128462008", sites=[site("59441001")]),
+    )
+    assert by_site.extrahepatic_sites == {"lung", "lymph-node"} and by_site.extrahepatic_limited
+
+
+def test_bone_brain_or_an_unknown_site_is_not_limited() -> None:
+    bone = read(liver_met(site(SEG["VI"])), cond("e", ICD, "C79.51"), cond("e2", ICD, "C78.01"))
+    assert bone.extrahepatic_sites == {"lung", "other"} and not bone.extrahepatic_limited
+    other_site = read(
+        liver_met(site(SEG["VI"])),
+        cond("e", SCT, "128462008", sites=[site(LIVER), site("12345678")]),
+    )
+    assert other_site.extrahepatic_sites == {"other"} and not other_site.extrahepatic_limited
+    none = read(liver_met(site(SEG["VI"])))
+    assert not none.extrahepatic_disease and not none.extrahepatic_limited
+
+
+def test_c7b_04_is_a_lymph_node_site_only_with_a_neuroendocrine_primary() -> None:
+    net = read(cond("m", ICD, "C7B.02", sites=[site(SEG["VI"])]), cond("e", ICD, "C7B.04"))
+    assert net.extrahepatic_sites == {"lymph-node"} and net.extrahepatic_limited
+    colon = read(liver_met(site(SEG["VI"])), cond("p", ICD, "C18.7"), cond("e", ICD, "C7B.04"))
+    assert colon.extrahepatic_sites == {"other"} and not colon.extrahepatic_limited
+
+
+def test_c7b_00_secondary_carcinoid_of_unspecified_site_is_not_counted() -> None:
+    f = read(cond("m", ICD, "C7B.02", sites=[site(SEG["VI"])]), cond("e", ICD, "C7B.00"))
+    assert not f.extrahepatic_disease
+
+
+def test_malignant_ascites_is_extrahepatic_and_ascites_but_never_portal_hypertension() -> None:
+    f = read(hcc_in(SEG["VI"]), cond("a", ICD, "R18.0"), cond(*CIRRHOSIS), platelets(200))
+    assert f.extrahepatic_disease and f.extrahepatic_sites == {"other"}
+    assert "ascites" in f.symptoms and f.ascites_points == 2 and f.ascites_assumed
+    assert f.portal_hypertension == "absent" and f.portal_hypertension_basis == "platelets"
+    no_platelets = read(hcc_in(SEG["VI"]), cond("a", ICD, "R18.0"), cond(*CIRRHOSIS))
+    assert no_platelets.portal_hypertension == "unknown"
+
+
+def hcc_in(segment: str) -> dict[str, Any]:
+    return cond("h", ICD, "C22.0", sites=[site(segment)])
+
+
+def platelets(count: float, **kw: Any) -> dict[str, Any]:
+    return lab_obs("plt", "777-3", count, "10*9/L", **kw)
+
+
+# --- §2 portal hypertension -------------------------------------------------------------------
+
+
+def test_ascites_with_cirrhosis_or_hcc_is_portal_hypertension_present() -> None:
+    for code in (
+        ("a", ICD, "R18.8"),
+        ("a", ICD, "K70.11"),
+        ("a", ICD, "K71.51"),
+        ("a", SCT, "389026000"),
+    ):
+        f = read(liver_met(site(SEG["VI"])), cond(*code), cond(*CIRRHOSIS), platelets(250))
+        assert (f.portal_hypertension, f.portal_hypertension_basis) == ("present", "ascites"), code
+    alcoholic = read(liver_met(site(SEG["VI"])), cond("a", ICD, "K70.31"))
+    assert alcoholic.cirrhosis and alcoholic.portal_hypertension == "present"
+    hcc_no_cirrhosis = read(hcc_in(SEG["VI"]), cond("a", ICD, "R18.8"))
+    assert hcc_no_cirrhosis.portal_hypertension == "present"
+    secondary_no_cirrhosis = read(liver_met(site(SEG["VI"])), cond("a", ICD, "R18.8"))
+    assert secondary_no_cirrhosis.portal_hypertension == "absent"
+
+
+@pytest.mark.parametrize(
+    ("count", "status"),
+    [
+        (99, "suspected"),
+        (100, "not-excluded"),
+        (149, "not-excluded"),
+        (149.9, "not-excluded"),
+        (150, "absent"),
+    ],
+)
+def test_portal_hypertension_by_platelets_in_cirrhosis(count: float, status: str) -> None:
+    f = read(hcc_in(SEG["VI"]), cond(*CIRRHOSIS), platelets(count))
+    assert (f.portal_hypertension, f.portal_hypertension_basis) == (status, "platelets")
+
+
+def test_portal_hypertension_unknown_in_cirrhosis_without_a_platelet_count_in_the_lookback() -> (
+    None
+):
+    f = read(hcc_in(SEG["VI"]), cond(*CIRRHOSIS))
+    assert (f.portal_hypertension, f.portal_hypertension_basis) == ("unknown", "unknown")
+    stale = read(hcc_in(SEG["VI"]), cond(*CIRRHOSIS), platelets(200, when=AT - timedelta(days=91)))
+    assert stale.portal_hypertension == "unknown" and "platelets" in stale.stale
+    coded = read(hcc_in(SEG["VI"]), cond(*CIRRHOSIS), cond("ph", ICD, "K76.6"))
+    assert (coded.portal_hypertension, coded.portal_hypertension_basis) == ("present", "condition")
+    assert not any("taken as absent" in a for a in f.assumptions)
+
+
+# --- §2 bilirubin above normal and jaundice ---------------------------------------------------
+
+
+def bilirubin(value: float, unit: str, rid: str = "bili", **kw: Any) -> dict[str, Any]:
+    return lab_obs(rid, "1975-2", value, unit, **kw)
+
+
+@pytest.mark.parametrize(
+    ("value", "unit", "above"),
+    [(1.2, "mg/dL", False), (1.21, "mg/dL", True), (20.5, "umol/L", False), (20.6, "umol/L", True)],
+)
+def test_bilirubin_above_the_default_upper_limit_of_normal(
+    value: float, unit: str, above: bool
+) -> None:
+    f = read(hcc_in(SEG["VI"]), bilirubin(value, unit))
+    assert f.bilirubin_above_normal is above
+    assert f.bilirubin_uln is not None and f.bilirubin_uln.unit == unit
+    assert f.bilirubin_uln.value == (1.2 if unit == "mg/dL" else 20.5)
+
+
+def test_bilirubin_upper_limit_from_the_reference_range_in_the_same_unit() -> None:
+    own = read(hcc_in(SEG["VI"]), with_reference_high(bilirubin(1.1, "mg/dL"), 1.0, "mg/dL"))
+    assert own.bilirubin_above_normal and own.bilirubin_uln is not None
+    assert own.bilirubin_uln.value == 1.0 and own.bilirubin_uln.source == "Observation/bili"
+    si = read(hcc_in(SEG["VI"]), with_reference_high(bilirubin(22, "umol/L"), 24, "umol/L"))
+    assert not si.bilirubin_above_normal
+    other_unit = read(hcc_in(SEG["VI"]), with_reference_high(bilirubin(22, "umol/L"), 1.4, "mg/dL"))
+    assert other_unit.bilirubin_above_normal  # range in mg/dL ignored: default 20.5 umol/L
+    assert other_unit.bilirubin_uln is not None and other_unit.bilirubin_uln.value == 20.5
+
+
+@pytest.mark.parametrize(
+    ("value", "unit", "jaundice"),
+    [(2.0, "mg/dL", False), (2.01, "mg/dL", True), (34, "umol/L", False), (34.1, "umol/L", True)],
+)
+def test_jaundice_from_the_latest_bilirubin_in_its_reported_unit(
+    value: float, unit: str, jaundice: bool
+) -> None:
+    # 34.1 umol/L is 1.99 mg/dL: compared with 34 in umol/L, not with 2.0 after conversion.
+    f = read(liver_met(site(SEG["VI"])), bilirubin(value, unit))
+    assert f.jaundice is jaundice
+    assert "jaundice" not in f.symptoms  # the symptom set comes from Conditions only
+
+
+def test_a_jaundice_condition_counts_until_a_normal_bilirubin_follows_its_onset() -> None:
+    onset = (RECENT - timedelta(days=20)).strftime("%Y-%m-%d")
+    current = read(liver_met(site(SEG["VI"])), cond("j", ICD, "R17", onset=onset))
+    assert current.jaundice and "jaundice" in current.symptoms
+    resolved = read(
+        liver_met(site(SEG["VI"])), cond("j", ICD, "R17", onset=onset), bilirubin(0.8, "mg/dL")
+    )
+    assert not resolved.jaundice and "jaundice" not in resolved.symptoms
+    before_onset = read(
+        liver_met(site(SEG["VI"])),
+        cond("j", ICD, "R17", onset=onset),
+        bilirubin(0.8, "mg/dL", when=RECENT - timedelta(days=30)),
+    )
+    assert before_onset.jaundice
+    still_high = read(
+        liver_met(site(SEG["VI"])), cond("j", ICD, "R17", onset=onset), bilirubin(1.5, "mg/dL")
+    )
+    assert still_high.jaundice  # 1.5 mg/dL is above the 1.2 upper limit: not resolved
+
+
+def test_a_jaundice_condition_without_onset_expires_from_its_recorded_date() -> None:
+    j = cond("j", ICD, "R17")
+    j["recordedDate"] = (RECENT - timedelta(days=3)).strftime("%Y-%m-%d")
+    assert not read(liver_met(site(SEG["VI"])), j, bilirubin(0.8, "mg/dL")).jaundice
+    undated = cond("j", ICD, "R17")
+    assert read(liver_met(site(SEG["VI"])), undated, bilirubin(0.8, "mg/dL")).jaundice
+
+
+# --- §3 caudate, single section ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("segments", "section"),
+    [
+        (("II", "III"), "left-lateral"),
+        (("IV", "IVa", "IVb"), "left-medial"),
+        (("V", "VIII"), "right-anterior"),
+        (("VI", "VII"), "right-posterior"),
+        (("VI",), "right-posterior"),
+        (("I",), "caudate"),
+    ],
+)
+def test_single_section(segments: tuple[str, ...], section: str) -> None:
+    f = read(liver_met(*(site(SEG[s]) for s in segments)))
+    assert f.single_section and f.section == section
+
+
+def test_not_a_single_section() -> None:
+    for sites in (("V", "VI"), ("IV", "III"), ("I", "II")):
+        f = read(liver_met(*(site(SEG[s]) for s in sites)))
+        assert not f.single_section and f.section is None, sites
+    lobe = read(liver_met(site(SEG["VI"]), site(RIGHT_LOBE)))
+    assert not lobe.single_section  # a lobe code is not a section
+
+
+# --- §6 imaging: counted once, imaging lookback ----------------------------------------------
+
+
+def count_obs(n: int, when: Any = RECENT, code: str = RIGHT_LOBE) -> dict[str, Any]:
+    return observation(
+        "n", "lesion-count", system=FINDINGS, valueInteger=n, when=when, bodySite=site(code)
+    )
+
+
+def flr_obs(value: float, when: Any = RECENT) -> dict[str, Any]:
+    return observation(
+        "f", "future-liver-remnant", system=FINDINGS, when=when, valueQuantity=quantity(value, "%")
+    )
+
+
+def test_one_lesion_measured_on_two_dates_counts_once() -> None:
+    f = read(
+        hcc_in(SEG["VI"]),
+        size_obs("s1", 2.5, when=RECENT - timedelta(days=40)),
+        size_obs("s2", 2.8, when=RECENT),
+    )
+    assert f.lesion_count == 1 and f.largest_cm == 2.8
+
+
+def test_stale_imaging_counts_as_missing_with_its_date() -> None:
+    old = AT - timedelta(days=91)
+    f = read(
+        liver_met(site(SEG["VI"])),
+        count_obs(2, when=old),
+        size_obs("s", 3.0, when=old),
+        flr_obs(45, when=old),
+    )
+    assert (f.lesion_count, f.largest_cm, f.flr_percent) == (None, None, None)
+    assert f.stale["lesion_count"] == f.stale["largest_cm"] == f.stale["flr_percent"] == old
+    assert f.imaging_date is None
+
+
+def test_imaging_lookback_boundary_is_inclusive_and_a_setting() -> None:
+    at_90 = read(liver_met(site(SEG["VI"])), flr_obs(45, when=AT - timedelta(days=90)))
+    assert at_90.flr_percent == 45
+    longer = extract_facts(
+        [liver_met(site(SEG["VI"])), flr_obs(45, when=AT - timedelta(days=200))],
+        patient_id=PID,
+        at=AT,
+        thresholds=Thresholds(imaging_lookback_days=365),
+    )
+    assert longer.flr_percent == 45 and "flr_percent" not in longer.stale
+
+
+def test_a_stale_lesion_count_falls_back_to_fresh_sizes() -> None:
+    f = read(
+        liver_met(site(SEG["VI"])),
+        count_obs(5, when=AT - timedelta(days=120)),
+        size_obs("a", 2.0, site_code=SEG["VI"]),
+        size_obs("b", 1.5, site_code=SEG["VII"]),
+    )
+    assert f.lesion_count == 2 and "lesion_count" not in f.stale
+    assert f.imaging_date == RECENT
+
+
+def test_stale_imaging_sites_do_not_decide_distribution_condition_sites_still_count() -> None:
+    old = AT - timedelta(days=120)
+    f = read(
+        liver_met(site(SEG["VI"])),
+        size_obs("old", 2.0, site_code=SEG["III"], when=old),
+    )
+    assert f.distribution == "right" and f.single_segment and f.segment == "VI"
+    only_old = read(liver_met(), size_obs("old", 2.0, site_code=SEG["III"], when=old))
+    assert only_old.distribution == "unknown"
+
+
+def test_imaging_date_is_the_latest_imaging_observation_used() -> None:
+    f = read(
+        liver_met(site(SEG["VI"])), size_obs("s", 2.0, when=RECENT - timedelta(days=5)), flr_obs(40)
+    )
+    assert f.imaging_date == RECENT
+
+
+# --- §8 previous liver resection ---------------------------------------------------------------
+
+
+def test_previous_hemihepatectomy_from_cpt_with_its_date() -> None:
+    f = read(liver_met(site(SEG["VI"])), procedure("p", CPT, "47125", performed="2025-09-01"))
+    assert f.prior_liver_resection == "hemihepatectomy"
+    assert f.prior_liver_resection_date is not None
+    assert f.prior_liver_resection_date.date().isoformat() == "2025-09-01"
+    assert f.prior_liver_resection_source == "Procedure/p" and f.procedures_checked
+
+
+def test_hemihepatectomy_wins_over_other_and_the_date_may_come_from_the_period_end() -> None:
+    f = read(
+        liver_met(site(SEG["VI"])),
+        procedure("wedge", CPT, "47120", performed="2026-01-10"),
+        procedure("right", PCS, "0FT10ZZ", performed=None, period_end="2024-03-02"),
+    )
+    assert f.prior_liver_resection == "hemihepatectomy"
+    assert f.prior_liver_resection_source == "Procedure/right"
+    assert f.prior_liver_resection_date is not None
+    assert f.prior_liver_resection_date.date().isoformat() == "2024-03-02"
+    wedge = read(liver_met(site(SEG["VI"])), procedure("wedge", CPT, "47120"))
+    assert wedge.prior_liver_resection == "other"
+
+
+def test_only_this_patients_completed_resections_count_and_biopsies_never() -> None:
+    for proc in (
+        procedure("p", CPT, "47130", status="in-progress"),
+        procedure("p", CPT, "47130", status="not-done"),
+        procedure("p", CPT, "47130", status="entered-in-error"),
+        procedure("p", CPT, "47130", patient_id="someone-else"),
+        procedure("p", PCS, "0FB03ZX"),
+    ):
+        assert read(liver_met(site(SEG["VI"])), proc).prior_liver_resection == "none"
+
+
+def test_an_uncoded_liver_resection_is_named_for_the_mdt_not_guessed() -> None:
+    f = read(
+        liver_met(site(SEG["VI"])),
+        procedure(
+            "p", "http://example.org/local", "LR-7", text="Right hepatectomy", body_site=RIGHT_LOBE
+        ),
+    )
+    assert f.prior_liver_resection == "none"
+    assert any(n.resource == "Procedure/p" and "MDT" in n.problem for n in f.data_quality)
+    elsewhere = read(
+        liver_met(site(SEG["VI"])),
+        procedure(
+            "p", "http://example.org/local", "LR-7", text="Colon resection", body_site=LUNG_SITE
+        ),
+    )
+    assert not any(n.resource == "Procedure/p" for n in elsewhere.data_quality)
+
+
+def test_procedures_not_obtained_means_previous_surgery_unchecked() -> None:
+    f = extract_facts([liver_met(site(SEG["VI"]))], patient_id=PID, at=AT, procedures_checked=False)
+    assert not f.procedures_checked and f.prior_liver_resection == "none"
+    assert read(liver_met(site(SEG["VI"]))).procedures_checked
+
+
+# --- §9 deceased ------------------------------------------------------------------------------
+
+
+def test_deceased_from_boolean_or_a_date_at_or_before_the_evaluation_time() -> None:
+    p = patient()
+    p["deceasedBoolean"] = True
+    assert read(p, liver_met(site(SEG["VI"]))).deceased
+    p = patient()
+    p["deceasedDateTime"] = iso(AT)
+    assert read(p, liver_met(site(SEG["VI"]))).deceased
+    p["deceasedDateTime"] = iso(AT + timedelta(days=1))
+    assert not read(p, liver_met(site(SEG["VI"]))).deceased
+    p = patient()
+    p["deceasedBoolean"] = False
+    assert not read(p, liver_met(site(SEG["VI"]))).deceased
