@@ -43,6 +43,13 @@ MIN_JSON_DEPTH = 16
 the selective parse relies on the levels it builds itself (6) staying under the limit."""
 
 
+MIN_METRICS_TOKEN = 32
+"""Shortest accepted ``LIVER_CDS_METRICS_TOKEN``: a guessable token would reopen the metrics
+(and their per-reason JWT failure counts) to anyone."""
+MIN_HEADER_BYTES = 4096
+"""Lowest accepted ``LIVER_CDS_MAX_HEADER_BYTES``."""
+
+
 class SettingsError(ValueError):
     """A ``LIVER_CDS_*`` variable holds a value that cannot be used."""
 
@@ -66,6 +73,12 @@ class Settings:
     max_json_depth: Annotated[int, Positive] = 64
     max_resources: Annotated[int, Positive] = 20_000
     """Resources accepted in one call (prefetch plus fetched pages together)."""
+    max_header_bytes: Annotated[int, Positive] = 32 * 1024
+    """Request line and headers of one request; more is refused (431) by the HTTP server,
+    before authentication or the application see anything."""
+    header_timeout_s: Annotated[float, Positive] = 10.0
+    """Time a connection has to send a request's line and headers (counted from its first
+    byte, or from the connection's opening); then it is closed (408)."""
 
     # --- FHIR fetch ----------------------------------------------------------------------
     fhir_timeout_s: Annotated[float, Positive] = 2.0
@@ -124,6 +137,10 @@ class Settings:
     log_level: str = "info"
     log_format: LogFormat = "auto"
     metrics_enabled: bool = True
+    metrics_token: str = ""
+    """Bearer token for ``/metrics`` and ``/openapi.json``. With ``LIVER_CDS_AUTH=required``
+    they are served only to a request carrying it (and not at all while it is empty); with
+    auth off, to anyone when it is empty."""
 
     # --- Demo --------------------------------------------------------------------------------
     demo_enabled: bool = True
@@ -175,6 +192,16 @@ class Settings:
             )
         if self.smart_client_id:
             _check_smart(self)
+        if self.metrics_token and len(self.metrics_token) < MIN_METRICS_TOKEN:
+            raise SettingsError(
+                f"{PREFIX}METRICS_TOKEN must be at least {MIN_METRICS_TOKEN} characters "
+                "(a random secret, e.g. `openssl rand -hex 32`)"
+            )
+        if self.max_header_bytes < MIN_HEADER_BYTES:
+            raise SettingsError(
+                f"{PREFIX}MAX_HEADER_BYTES must be at least {MIN_HEADER_BYTES}: a CDS client's "
+                "JWT alone is often 1-2 KiB"
+            )
 
     @property
     def smart_enabled(self) -> bool:

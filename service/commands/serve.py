@@ -1,6 +1,8 @@
 """``liver-cds serve [--host H] [--port P] [--workers N]``: run the service under uvicorn.
 
-uvicorn with uvloop and httptools (the fastest pure-Python-server combination); the
+uvicorn with uvloop and httptools (the fastest pure-Python-server combination), through
+:class:`service.httpserver.BoundedHttpToolsProtocol`, which bounds each request's head in
+size (``LIVER_CDS_MAX_HEADER_BYTES``, 431) and time (``LIVER_CDS_HEADER_TIMEOUT_S``); the
 defaults come from ``LIVER_CDS_HOST``, ``LIVER_CDS_PORT`` and ``LIVER_CDS_WORKERS``.
 With one worker the app is built here and handed to uvicorn; with more, uvicorn's
 supervisor starts each worker process from the import string
@@ -45,6 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from service.httpserver import BoundedHttpToolsProtocol, HeadLimits
     from service.observability import uvicorn_log_config
     from service.settings import Settings, SettingsError
 
@@ -63,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"liver-cds: workers must be at least 1, not {workers}", file=sys.stderr)
         return 2
 
+    BoundedHttpToolsProtocol.limits = HeadLimits.from_settings(settings)
     target: Any
     if workers > 1:
         target = "service.app:create_app_from_env"
@@ -77,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         host=host,
         port=port,
         loop="uvloop",
-        http="httptools",
+        http=BoundedHttpToolsProtocol,
         lifespan="on",
         log_config=uvicorn_log_config(settings),
         server_header=False,
