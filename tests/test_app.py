@@ -82,8 +82,9 @@ async def post_hook(client: httpx.AsyncClient, body: Any, **kwargs: Any) -> http
 def error_of(response: httpx.Response) -> str:
     assert response.headers["content-type"] == "application/json"
     body = response.json()
-    assert set(body) == {"error"}
+    assert set(body) == {"error", "outcome"}  # 2.0 shape, OperationOutcome beside it
     assert isinstance(body["error"], str) and body["error"]
+    assert body["outcome"]["issue"][0]["diagnostics"] == body["error"]
     return str(body["error"])
 
 
@@ -592,7 +593,8 @@ async def test_an_unexpected_fault_is_a_generic_500_logged_with_the_hook_instanc
     async with running_app() as app:
         response = await post_hook(app.client, body)
     assert response.status_code == 500
-    assert response.json() == {"error": "internal error"}
+    assert response.json()["error"] == "internal error"
+    assert response.json()["outcome"]["issue"][0]["diagnostics"] == "internal error"
     faults = [r for r in caplog.records if r.getMessage() == "hook call failed"]
     assert len(faults) == 1
     fault = faults[0]

@@ -94,7 +94,8 @@ def check(response: httpx.Response, allowed: set[int]) -> None:
     if response.status_code == 200:
         return
     body = response.json()
-    assert set(body) == {"error"} and isinstance(body["error"], str) and body["error"]
+    assert set(body) == {"error", "outcome"} and isinstance(body["error"], str) and body["error"]
+    assert body["outcome"]["resourceType"] == "OperationOutcome"
     assert "Traceback" not in body["error"]
 
 

@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Final
 
 from service.protocol.declaration import ServiceDeclaration
 
+CDS_HOOKS_VERSION: Final = "2.0.1"
+"""The CDS Hooks specification this service implements (the current STU2 errata release),
+sent as each service's ``version`` (3.0 ballot, Discovery: "the semantic version of the CDS
+Hooks specification implemented by this service"). Not 3.0.0: the service speaks 2.0 and
+takes from the 3.0 ballot only what is safe for 2.0 clients (docs/protocol.md)."""
+
 
 def discovery_document(services: Iterable[ServiceDeclaration]) -> dict[str, Any]:
-    """``{"services": [...]}`` as CDS Hooks 2.0 Discovery describes it (an empty list is valid)."""
-    return {"services": [service.discovery_entry() for service in services]}
+    """``{"services": [...]}`` as CDS Hooks 2.0 Discovery describes it (an empty list is valid),
+    each entry carrying the spec ``version`` (a field 2.0 clients ignore)."""
+    return {
+        "services": [
+            {**service.discovery_entry(), "version": CDS_HOOKS_VERSION} for service in services
+        ]
+    }

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from service.protocol.declaration import ServiceDeclaration
 from service.protocol.errors import BadRequest, shorten, type_name
+from service.protocol.scopes import ResourceScope, parse_scopes
 
 MAX_ID_LENGTH = 200
 """Longest accepted hookInstance, patientId and userId. FHIR ids are at most 64 characters,
@@ -45,6 +46,12 @@ class FhirAuthorization:
     scope: str
     subject: str
     patient: str | None = None
+    scopes: tuple[ResourceScope, ...] = ()
+    """The resource scopes of ``scope``, SMART v1 and v2 syntax alike (protocol/scopes.py)."""
+
+    def may_search(self, resource_type: str) -> bool:
+        """Whether the token's scopes let a search of ``resource_type`` return anything."""
+        return any(scope.allows_search(resource_type) for scope in self.scopes)
 
 
 @dataclass(frozen=True)
@@ -194,6 +201,7 @@ def _fhir_authorization(value: Any) -> FhirAuthorization | None:
         scope=scope,
         subject=subject,
         patient=patient,
+        scopes=parse_scopes(scope),
     )
 
 
