@@ -25,6 +25,7 @@ from service.clinical.model import (
 from service.render import compact, proposals, schema, templates
 from service.render import markdown as md
 from service.render.content import (
+    RULE_VERDICTS,
     SEGMENTS,
     SUMMARY_MAX,
     CardContent,
@@ -113,11 +114,31 @@ def distribution_phrase(content: CardContent, facts: Facts) -> str:
 
 
 def headline_option(assessment: Assessment) -> str:
-    """The option the summary names: the first recommended one other than MDT review."""
+    """The option the summary names: the first recommended one other than MDT review; for a
+    (potentially) resectable verdict with none, the first resection or augmentation offered
+    (so the summary names what the options hold, cards.md v2)."""
     for option in assessment.options:
         if option.recommended and option.code != "mdt-review":
             return option.code
+    if assessment.verdict in compact.SURGICAL_VERDICTS:
+        ordered = sorted(assessment.options, key=lambda o: o.code not in compact.RESECTION_OPTIONS)
+        for option in ordered:
+            if option.code in compact.RESECTION_OPTIONS:
+                return option.code
     return "mdt-review"
+
+
+def summary_reason(content: CardContent, assessment: Assessment) -> str:
+    """The summary's ``{reason}``: the deciding rule's, or the previous liver resection when
+    it made a resectable row potentially resectable (clinical-rules.md §3, additions)."""
+    downgraded = (
+        assessment.verdict == "potentially-resectable"
+        and RULE_VERDICTS.get(assessment.rule) == "resectable"
+        and assessment.facts.prior_liver_resection != "none"
+    )
+    if downgraded:
+        return content.texts["reason_previous_resection"]
+    return content.reason(assessment.rule)
 
 
 def summary(content: CardContent, assessment: Assessment) -> str:
@@ -132,7 +153,7 @@ def summary(content: CardContent, assessment: Assessment) -> str:
         "distribution": distribution_phrase(content, facts),
         "option": option.summary if option is not None else content.options["mdt-review"].summary,
         "child_pugh": content.child_pugh[cp_class],
-        "reason": content.reason(assessment.rule),
+        "reason": summary_reason(content, assessment),
     }
     text = templates.fill(content.summary_template(verdict, assessment.rule), values)
     return text if len(text) <= SUMMARY_MAX else text[: SUMMARY_MAX - 1] + "…"

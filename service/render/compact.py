@@ -45,6 +45,9 @@ RESECTION_OPTIONS = frozenset(
         "liver-augmentation",
     }
 )
+RESTATED_NOTES: tuple[str, ...] = ("Previous liver resection",)
+"""Engine notes the card states itself, in the clinicians' wording from ``cards/`` (the
+previous resection, with its procedure and date): not repeated."""
 HEMIHEPATECTOMIES = frozenset({"resection-right-hepatectomy", "resection-left-hepatectomy"})
 SURGICAL_VERDICTS = frozenset({"resectable", "potentially-resectable"})
 
@@ -290,12 +293,17 @@ def _flr(content: CardContent, assessment: Assessment) -> str:
     observed = facts.observed.get("flr")
     if observed is not None and observed.date is not None:
         text += f" ({md.day(observed.date)})"
-    if assessment.flr_threshold is not None:
+    if assessment.flr_threshold is not None and not _noted(assessment, "FLR threshold"):
         threshold = templates.fill(
             card["flr_threshold"], {"threshold": f"{assessment.flr_threshold:g}"}
         )
         text += f"; {threshold}"
     return text
+
+
+def _noted(assessment: Assessment, start: str) -> bool:
+    """An engine note starts with ``start`` (it then says it; the card does not repeat it)."""
+    return any(note.startswith(start) for note in assessment.notes)
 
 
 def _findings(content: CardContent, assessment: Assessment) -> str:
@@ -313,7 +321,11 @@ def _findings(content: CardContent, assessment: Assessment) -> str:
         if not present[key]:
             continue
         if key == "extrahepatic_disease" and facts.extrahepatic_sites:
-            sites = ", ".join(sorted(s.replace("-", " ") for s in facts.extrahepatic_sites))
+            sites = ", ".join(
+                content.extrahepatic_sites.get(site, md.text(site))
+                for site in schema.EXTRAHEPATIC_SITES
+                if site in facts.extrahepatic_sites
+            )
             recorded.append(templates.fill(card["extrahepatic_sites"], {"sites": sites}))
         else:
             recorded.append(names[key])
@@ -387,6 +399,8 @@ def _notes(content: CardContent, assessment: Assessment) -> list[str]:
     """The engine's clinical notes, each once (card wording for a known key)."""
     out = []
     for note in dict.fromkeys(assessment.notes):
+        if note.startswith(RESTATED_NOTES):
+            continue
         out.append(_cut(content.notes.get(note) or md.text(note)))
     return out[:LIST_CAP]
 

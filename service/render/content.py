@@ -167,6 +167,7 @@ class CardContent:
     """Wording of the compact assessment card (``card`` in ruleset.yaml)."""
     sections: Mapping[str, str]
     findings: Mapping[str, str]
+    extrahepatic_sites: Mapping[str, str]
     portal_hypertension: Mapping[str, str]
     not_assessed: Mapping[str, str]
     options: Mapping[str, OptionContent]
@@ -419,6 +420,7 @@ def _build(directory: Path, raw: Mapping[str, Any]) -> CardContent:
         card=dict(ruleset["card"]),
         sections=dict(ruleset["sections"]),
         findings=dict(ruleset["findings"]),
+        extrahepatic_sites=dict(ruleset["extrahepatic_sites"]),
         portal_hypertension=dict(ruleset["portal_hypertension"]),
         not_assessed=dict(ruleset["not_assessed"]),
         options=options,
@@ -459,6 +461,8 @@ def summary_templates(content: CardContent) -> dict[str, tuple[str, tuple[str, .
             if RULE_VERDICTS.get(key) == verdict and rule.summary is None
         ]
         reasons.append(content.texts["reason_unknown"])
+        if verdict == "potentially-resectable":  # a resectable rule after a liver resection
+            reasons.append(content.texts["reason_previous_resection"])
         out[f"ruleset.yaml: verdicts.{verdict}.summary"] = (
             content.verdict_summaries[verdict],
             tuple(reasons),

@@ -11,6 +11,7 @@ from typing import Any, get_args
 from service.clinical.model import (
     OPTION_CODES,
     VERDICTS,
+    ExtrahepaticSite,
     MissingFact,
     PrimarySite,
     RiskModifier,
@@ -51,7 +52,7 @@ DISTRIBUTION_KEYS: tuple[str, ...] = (
     "unknown",
 )
 CHILD_PUGH_KEYS: tuple[str, ...] = ("A", "B", "C", "unknown")
-CARD_KINDS: tuple[str, ...] = ("assessment", "data-needed")
+CARD_KINDS: tuple[str, ...] = ("assessment", "data-needed", "order-check")
 
 RULESET_TEXTS: dict[str, tuple[str, ...]] = {
     "verdict_line": ("verdict", "rule", "rule_text"),
@@ -77,6 +78,7 @@ RULESET_TEXTS: dict[str, tuple[str, ...]] = {
     "action_description": ("label",),
     "reason_unknown": (),
     "more_conditions": ("count",),
+    "reason_previous_resection": (),
 }
 """Keys of ``texts`` in ruleset.yaml and the placeholders each may use."""
 
@@ -151,6 +153,7 @@ PORTAL_HYPERTENSION_KEYS: tuple[str, ...] = (
 )
 """``portal_hypertension`` judgements: state/basis, and a fallback per state."""
 NOT_ASSESSED_KEYS: tuple[str, ...] = ("margins", "vessels", "flr")
+EXTRAHEPATIC_SITES: tuple[str, ...] = get_args(ExtrahepaticSite)
 DISEASE_RISK_KEYS: tuple[str, ...] = ("hcc", *PRIMARY_SITES)
 
 SUMMARY_FIELDS: tuple[str, ...] = ("disease", "distribution", "option", "child_pugh", "reason")
@@ -241,6 +244,7 @@ RULESET: dict[str, Any] = _object(
         "card": _texts(list(CARD_TEXTS)),
         "sections": _texts(SECTIONS),
         "findings": _texts(FINDINGS),
+        "extrahepatic_sites": _texts(EXTRAHEPATIC_SITES),
         "portal_hypertension": _texts(PORTAL_HYPERTENSION_KEYS),
         "not_assessed": _texts(NOT_ASSESSED_KEYS),
     },
@@ -264,6 +268,7 @@ RULESET: dict[str, Any] = _object(
         "card",
         "sections",
         "findings",
+        "extrahepatic_sites",
         "portal_hypertension",
         "not_assessed",
     ),

@@ -129,7 +129,7 @@ def test_findings_the_verdict_relied_on_are_stated_as_not_recorded() -> None:
             extrahepatic_sites=frozenset({"lung", "lymph-node"}),
         )
     )
-    assert "- Recorded: extrahepatic disease (lung, lymph node). Not recorded: cirrhosis" in lung
+    assert "- Recorded: extrahepatic disease (lung, lymph nodes). Not recorded: cirrhosis" in lung
 
 
 def test_portal_hypertension_says_how_it_was_judged() -> None:
@@ -158,6 +158,25 @@ def test_previous_liver_resection_is_named_with_its_date() -> None:
         "- Previous liver resection: hemihepatectomy (right or left hepatectomy or larger) on "
         "2024-03-02 (Procedure/left-hep-1). Repeat hepatectomy: volumetry and MDT review first"
     ) in text
+
+
+def test_a_resection_made_potentially_resectable_by_a_previous_one_says_why() -> None:
+    card = cards(
+        b.colorectal_right(
+            verdict="potentially-resectable",
+            prior_liver_resection="hemihepatectomy",
+            notes=("Previous liver resection: a hemihepatectomy. Repeat hepatectomy: ...",),
+            options=(
+                OfferedOption("mdt-review", True, rule="21"),
+                OfferedOption("resection-local", False, rule="addition:previous-resection"),
+            ),
+        )
+    )[0]
+    assert card["summary"] == (
+        "Colorectal liver metastases confined to right lobe: potentially resectable (previous "
+        "resection); consider local resection"
+    )
+    assert card["detail"].count("Previous liver resection") == 1  # the engine note not repeated
 
 
 def test_unchecked_procedures_are_said_when_surgery_is_in_view() -> None:
