@@ -8,3 +8,4 @@ The data flows one way (see ``shared/spec/architecture.md``)::
 
 __version__ = "0.1.0"
 SERVICE_ID = "liver-metastasis-resectability"
+ORDER_CHECK_SERVICE_ID = "liver-directed-order-check"

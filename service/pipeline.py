@@ -30,12 +30,15 @@ from typing import Any, Final
 
 from service.clinical.engine import assess
 from service.clinical.model import Assessment
+from service.clinical.order_checks import check_orders
 from service.clinical.thresholds import Thresholds, thresholds_from_settings
 from service.fhir import prefetch
 from service.fhir.client import FhirClients
+from service.fhir.orders import read_draft_orders
 from service.protocol.declaration import ServiceDeclaration
 from service.protocol.request import HookRequest
 from service.render.cards import RenderContext, render_cards
+from service.render.order_cards import render_order_cards
 from service.settings import Settings
 
 __all__ = [
@@ -91,7 +94,19 @@ def _assessment_cards(
     return render_cards(assessment, context)
 
 
-CARD_MAKERS: Final[dict[str, CardMaker]] = {"patient-view": _assessment_cards}
+def _order_check_cards(
+    assessment: Assessment, hook: HookRequest, context: RenderContext
+) -> list[dict[str, Any]]:
+    """order-sign: each liver-directed draft order checked against the assessment (§8)."""
+    liver = frozenset(assessment.facts.liver_conditions)
+    orders, _ = read_draft_orders(hook.draft_orders, liver)
+    return render_order_cards(check_orders(assessment, orders), assessment, context)
+
+
+CARD_MAKERS: Final[dict[str, CardMaker]] = {
+    "patient-view": _assessment_cards,
+    "order-sign": _order_check_cards,
+}
 """What each hook answers with, from the same assessment. A service is declared in
 ``service/protocol/declaration.py``; its hook picks its card maker here."""
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from service import SERVICE_ID
+from service import ORDER_CHECK_SERVICE_ID, SERVICE_ID
 from service.fhir import codes
 
 LOINC = codes.LOINC
@@ -83,7 +83,34 @@ LIVER_METASTASIS_RESECTABILITY = ServiceDeclaration(
     ),
 )
 
-SERVICES: tuple[ServiceDeclaration, ...] = (LIVER_METASTASIS_RESECTABILITY,)
+LIVER_DIRECTED_ORDER_CHECK = ServiceDeclaration(
+    id=ORDER_CHECK_SERVICE_ID,
+    hook="order-sign",
+    title="Liver-directed order check at signing",
+    description=(
+        "When a liver resection, ablation, embolisation, hepatic arterial infusion, "
+        "radiotherapy or transplant-referral order is about to be signed, checks it against "
+        "the same liver assessment as the resectability service (liver function, "
+        "performance status, previous liver surgery, future liver remnant, tumour burden): "
+        "a critical card for a hard stop, a warning when the order is not among the options, "
+        "nothing when it agrees. Advisory only: the clinician decides."
+    ),
+    prefetch=LIVER_METASTASIS_RESECTABILITY.prefetch,
+    usage_requirements=(
+        "Needs context.draftOrders (a Bundle of the draft orders) and the same prefetch as "
+        "the resectability service. Only liver-directed ServiceRequests are checked; "
+        "MedicationRequests and other resources are ignored."
+    ),
+)
+"""The order-sign check (clinical-rules §8): declared, not copied. It shares the
+resectability service's prefetch (the same object: the two can never ask for different
+data), and discovery, authentication, audit, metrics and feedback work for it through the
+same generic endpoints."""
+
+SERVICES: tuple[ServiceDeclaration, ...] = (
+    LIVER_METASTASIS_RESECTABILITY,
+    LIVER_DIRECTED_ORDER_CHECK,
+)
 """Every service this server offers, in discovery order."""
 
 _BY_ID: Mapping[str, ServiceDeclaration] = MappingProxyType({s.id: s for s in SERVICES})

@@ -56,7 +56,7 @@ class FhirAuthorization:
 
 @dataclass(frozen=True)
 class HookRequest:
-    """A checked ``patient-view`` request."""
+    """A checked hook request (``patient-view`` or ``order-sign``)."""
 
     hook: str
     hook_instance: str
@@ -69,6 +69,8 @@ class HookRequest:
     fhir_authorization: FhirAuthorization | None = None
     prefetch: Mapping[str, Any] | None = field(default=None, repr=False)
     """Prefetch key -> resource (dict) or None; ``None`` when the client sent no prefetch."""
+    draft_orders: Mapping[str, Any] | None = field(default=None, repr=False)
+    """``context.draftOrders`` of an ``order-sign`` call: a Bundle (checked to be one)."""
 
     @property
     def access_token(self) -> str | None:
@@ -107,6 +109,7 @@ def parse_hook_request(data: Any, service: ServiceDeclaration) -> HookRequest:
         raise BadRequest("fhirServer is required when fhirAuthorization is given")
 
     prefetch = _prefetch(data.get("prefetch"), service.prefetch)
+    draft_orders = _draft_orders(context) if hook == "order-sign" else None
 
     return HookRequest(
         hook=hook,
@@ -118,6 +121,7 @@ def parse_hook_request(data: Any, service: ServiceDeclaration) -> HookRequest:
         fhir_server=fhir_server,
         fhir_authorization=fhir_authorization,
         prefetch=prefetch,
+        draft_orders=draft_orders,
     )
 
 
@@ -203,6 +207,28 @@ def _fhir_authorization(value: Any) -> FhirAuthorization | None:
         patient=patient,
         scopes=parse_scopes(scope),
     )
+
+
+def _draft_orders(context: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``context.draftOrders`` of ``order-sign``: required, a FHIR Bundle with a list of entries.
+
+    What the entries hold is not judged here: the order check reads the ServiceRequests
+    and ignores every other resource (MedicationRequest and the like, which the hook
+    allows), so an entry of another kind is not an error.
+    """
+    value = context.get("draftOrders")
+    if value is None:
+        raise BadRequest("context.draftOrders is required (a Bundle of the draft orders)")
+    if not isinstance(value, dict):
+        raise BadRequest(f"context.draftOrders must be a FHIR Bundle, not {type_name(value)}")
+    if value.get("resourceType") != "Bundle":
+        found = value.get("resourceType")
+        what = shorten(found) if isinstance(found, str) else "no resourceType"
+        raise BadRequest(f"context.draftOrders must be a FHIR Bundle, not {what}")
+    entries = value.get("entry")
+    if entries is not None and not isinstance(entries, list):
+        raise BadRequest(f"context.draftOrders.entry must be an array, not {type_name(entries)}")
+    return value
 
 
 def _prefetch(value: Any, declared: Mapping[str, str]) -> Mapping[str, Any] | None:
