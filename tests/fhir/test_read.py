@@ -159,3 +159,157 @@ def test_an_inr_in_seconds_without_unit_code_is_skipped_with_a_note() -> None:
     assert sel.observations == []
     assert [n.resource for n in sel.notes] == ["Observation/pt"]
     assert "not a unitless inr" in sel.notes[0].problem
+
+
+# --- rule set v2: what select hands over ---------------------------------------------------
+
+CPT = "http://www.ama-assn.org/go/cpt"
+PCS = "http://www.cms.gov/Medicare/Coding/ICD10"
+SNOMED = "http://snomed.info/sct"
+
+
+def proc(rid: str, system: str, code: str, patient: str = PID, **extra: Any) -> dict[str, Any]:
+    return {
+        "resourceType": "Procedure",
+        "id": rid,
+        "status": "completed",
+        "code": {"coding": [{"system": system, "code": code}]},
+        "subject": {"reference": f"Patient/{patient}"},
+        **extra,
+    }
+
+
+def test_select_keeps_this_patients_completed_liver_resections_as_typed_records() -> None:
+    sel = select(
+        [
+            proc("r", CPT, "47130", performedDateTime="2025-10-01T09:00:00Z"),
+            proc("l", PCS, "0FT20ZZ", performedPeriod={"start": "2024-01-01", "end": "2024-01-02"}),
+            proc("w", CPT, "47120"),
+            proc("biopsy", PCS, "0FB03ZX"),
+            proc("planned", CPT, "47130", status="preparation"),
+            proc("theirs", CPT, "47130", patient="other"),
+            proc("chole", CPT, "47562"),
+        ],
+        PID,
+    )
+    got = {(p.ref, p.extent, p.code) for p in sel.procedures}
+    assert got == {
+        ("Procedure/r", "hemihepatectomy", "CPT 47130"),
+        ("Procedure/l", "hemihepatectomy", "ICD-10-PCS 0FT20ZZ"),
+        ("Procedure/w", "other", "CPT 47120"),
+    }
+    dates = {p.ref: p.performed for p in sel.procedures}
+    assert dates["Procedure/r"] == datetime(2025, 10, 1, 9, tzinfo=UTC)
+    assert dates["Procedure/l"] == datetime(2024, 1, 2, tzinfo=UTC)  # performedPeriod.end
+    assert dates["Procedure/w"] is None
+    assert sel.other_patient == 1 and sel.procedures_checked
+
+
+def test_a_resection_with_an_unreadable_date_still_counts_and_is_noted() -> None:
+    sel = select([proc("r", CPT, "47125", performedDateTime="last spring")], PID)
+    assert [p.performed for p in sel.procedures] == [None]
+    assert [n.resource for n in sel.notes] == ["Procedure/r"]
+
+
+def test_select_hands_over_procedures_checked_as_given() -> None:
+    assert not select([], PID, procedures_checked=False).procedures_checked
+
+
+def test_bilirubin_reference_range_high_is_kept_only_in_the_values_unit() -> None:
+    def bili(unit: str, high: dict[str, Any] | None) -> dict[str, Any]:
+        extra: dict[str, Any] = {"valueQuantity": {"value": 22, "code": unit}}
+        if high is not None:
+            extra["referenceRange"] = [{"low": {"value": 3, "code": unit}, "high": high}]
+        return obs("b", "1975-2", **extra)
+
+    def high_of(resource: dict[str, Any]) -> float | None:
+        (o,) = select([resource], PID).observations
+        return o.reference_high
+
+    assert high_of(bili("umol/L", {"value": 21, "code": "umol/L"})) == 21.0
+    assert high_of(bili("umol/L", {"value": 21, "code": "µmol/L"})) == 21.0  # same UCUM unit
+    assert high_of(bili("umol/L", {"value": 1.2, "code": "mg/dL"})) is None  # another unit
+    assert high_of(bili("umol/L", {"value": 21, "unit": "umol/L"})) is None  # no UCUM code
+    assert high_of(bili("umol/L", {"value": "21", "code": "umol/L"})) is None
+    assert high_of(bili("umol/L", None)) is None
+    (o,) = select([bili("umol/L", None)], PID).observations
+    assert o.quantity is not None
+    assert (o.quantity.reported, o.quantity.reported_code) == (22.0, "umol/L")
+
+
+def test_patient_deceased_boolean_and_date() -> None:
+    alive = select([{"resourceType": "Patient", "id": PID}], PID).patient
+    assert alive is not None and not alive.deceased and alive.deceased_at is None
+    dead = select([{"resourceType": "Patient", "id": PID, "deceasedBoolean": True}], PID).patient
+    assert dead is not None and dead.deceased
+    dated = select(
+        [{"resourceType": "Patient", "id": PID, "deceasedDateTime": "2026-01-05"}], PID
+    ).patient
+    assert dated is not None and dated.deceased_at == datetime(2026, 1, 5, tzinfo=UTC)
+    garbled = select([{"resourceType": "Patient", "id": PID, "deceasedDateTime": "yes"}], PID)
+    assert garbled.patient is not None and garbled.patient.deceased  # died: date unreadable
+
+
+def test_a_related_primary_link_to_an_unread_condition_is_resolved_by_select() -> None:
+    def cond(rid: str, code: str, patient: str = PID, **extra: Any) -> dict[str, Any]:
+        return {
+            "resourceType": "Condition",
+            "id": rid,
+            "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": code}]},
+            "subject": {"reference": f"Patient/{patient}"},
+            **extra,
+        }
+
+    link = {
+        "url": "http://hl7.org/fhir/StructureDefinition/condition-related",
+        "valueReference": {"reference": "Condition/melanoma"},
+    }
+    met = cond("met", "C78.7", extension=[link])
+    assert select([met, cond("melanoma", "C43.9")], PID).linked_unclassified == {"melanoma"}
+    refuted = cond(
+        "melanoma",
+        "C43.9",
+        verificationStatus={"coding": [{"code": "refuted"}]},
+    )
+    assert select([met, refuted], PID).linked_unclassified == frozenset()
+    theirs = cond("melanoma", "C43.9", patient="other")
+    assert select([met, theirs], PID).linked_unclassified == frozenset()
+
+
+def test_condition_codes_and_recorded_date_are_handed_over() -> None:
+    sel = select(
+        [
+            {
+                "resourceType": "Condition",
+                "id": "j",
+                "code": {
+                    "coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "R17"}]
+                },
+                "subject": {"reference": f"Patient/{PID}"},
+                "recordedDate": "2026-04-02",
+            }
+        ],
+        PID,
+    )
+    (c,) = sel.conditions
+    assert c.codes == ("R17",) and c.recorded == datetime(2026, 4, 2, tzinfo=UTC)
+
+
+def test_body_sites_elsewhere_than_the_liver_are_classified() -> None:
+    def met(site_code: str) -> dict[str, Any]:
+        return {
+            "resourceType": "Condition",
+            "id": "m",
+            "code": {"coding": [{"system": SNOMED, "code": "128462008"}]},
+            "subject": {"reference": f"Patient/{PID}"},
+            "bodySite": [{"coding": [{"system": SNOMED, "code": site_code}]}],
+        }
+
+    def elsewhere(site_code: str) -> str | None:
+        (c,) = select([met(site_code)], PID).conditions
+        return c.sites[0].elsewhere
+
+    assert elsewhere("39607008") == "lung"
+    assert elsewhere("59441001") == "lymph-node"
+    assert elsewhere("12738006") == "other"  # any other coded site
+    assert elsewhere("277960005") is None  # segment VI: the liver

@@ -387,3 +387,65 @@ def test_the_declared_parser_builds_every_fixture_as_the_general_skim(
     for request in (request_body, _with_junk(request_body)):
         body = orjson.dumps(request)
         assert DECLARED(body, 64) == _declared_only(parse_hook_body(body, 64))
+
+
+# --- rule set v2: the optional procedures key -----------------------------------------------------
+
+CPT = "http://www.ama-assn.org/go/cpt"
+
+
+def _procedure(rid: str, code: str, patient: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "resourceType": "Procedure",
+        "id": rid,
+        "status": "completed",
+        "code": {"coding": [{"system": CPT, "code": code}], "text": "hepatectomy"},
+        "subject": {"reference": f"Patient/{patient}"},
+        "performedDateTime": "2025-11-02",
+        **extra,
+    }
+
+
+def _with_procedures(request: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(request)
+    patient = out["context"]["patientId"]
+    out["prefetch"]["procedures"] = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "entry": [
+            {"resource": _procedure("right", "47130", patient)},
+            {"resource": _procedure("wedge", "47120", patient, status="in-progress")},
+            {"resource": _procedure("theirs", "47125", "someone-else")},
+            {"resource": {"resourceType": "Procedure", "id": "no-code", "status": "completed"}},
+        ],
+    }
+    return out
+
+
+@PARSERS
+def test_procedures_are_built_by_the_skim_and_read_as_by_the_full_parse(parse: Any) -> None:
+    (_, colorectal) = next(c for c in _fixture_requests() if "r21-colon-right-icd10" in c[0])
+    body = orjson.dumps(_with_procedures(colorectal))
+    data = parse(body, 64)
+    assert data["prefetch"]["procedures"] == orjson.loads(body)["prefetch"]["procedures"]
+    full, _ = _assessment(orjson.loads(body), EVALUATED_AT)
+    skimmed, _ = _assessment(data, EVALUATED_AT)
+    assert skimmed == full
+    assert full.facts.prior_liver_resection == "hemihepatectomy"
+    assert full.facts.prior_liver_resection_source == "Procedure/right"
+    assert full.facts.procedures_checked
+
+
+def test_without_the_procedures_key_previous_surgery_is_unchecked_and_nothing_else_changes() -> (
+    None
+):
+    (_, colorectal) = next(c for c in _fixture_requests() if "r21-colon-right-icd10" in c[0])
+    sent = copy.deepcopy(colorectal)
+    sent["prefetch"]["procedures"] = None  # sent: "no Procedures"
+    absent = copy.deepcopy(colorectal)
+    absent["prefetch"].pop("procedures", None)  # neither sent nor fetchable (no fhirServer)
+    with_key, _ = _assessment(sent, EVALUATED_AT)
+    without, _ = _assessment(absent, EVALUATED_AT)
+    assert with_key.facts.procedures_checked and not without.facts.procedures_checked
+    assert without.verdict == with_key.verdict
+    assert any("procedures" in n.resource for n in without.data_quality)
