@@ -36,9 +36,15 @@ def _ref(name: str) -> dict[str, str]:
 
 
 def _error(description: str) -> dict[str, Any]:
+    """An error answer: the 2.0 shape with an OperationOutcome beside it, or the bare
+    OperationOutcome for a client that prefers ``application/fhir+json``
+    (service/protocol/responses.py)."""
     return {
         "description": description,
-        "content": {"application/json": {"schema": _ref("Error")}},
+        "content": {
+            "application/json": {"schema": _ref("Error")},
+            "application/fhir+json": {"schema": _ref("OperationOutcome")},
+        },
     }
 
 
@@ -56,8 +62,36 @@ def _schemas() -> dict[str, Any]:
     return {
         "Error": {
             "type": "object",
-            "required": ["error"],
-            "properties": {"error": text},
+            "description": (
+                "CDS Hooks 2.0 error body: `error` is the message (it names the field); "
+                "`outcome` says the same as a FHIR OperationOutcome (CDS Hooks 3.0 ballot)."
+            ),
+            "required": ["error", "outcome"],
+            "properties": {"error": text, "outcome": _ref("OperationOutcome")},
+        },
+        "OperationOutcome": {
+            "type": "object",
+            "description": (
+                "FHIR R4 OperationOutcome with one issue; `diagnostics` is the message. Sent "
+                "alone as application/fhir+json when the client prefers that media type."
+            ),
+            "required": ["resourceType", "issue"],
+            "properties": {
+                "resourceType": {"const": "OperationOutcome"},
+                "issue": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "required": ["severity", "code", "diagnostics"],
+                        "properties": {
+                            "severity": {"enum": ["fatal", "error", "warning", "information"]},
+                            "code": {"type": "string", "pattern": "^[a-z][a-z-]*$"},
+                            "diagnostics": text,
+                        },
+                    },
+                },
+            },
         },
         "Coding": {
             "type": "object",
@@ -84,6 +118,11 @@ def _schemas() -> dict[str, Any]:
                     "additionalProperties": text,
                 },
                 "usageRequirements": text,
+                "version": {
+                    "type": "string",
+                    "pattern": r"^\d+\.\d+\.\d+$",
+                    "description": "The CDS Hooks specification version implemented (2.0.1).",
+                },
                 "extension": {"type": "object"},
             },
         },
@@ -307,7 +346,8 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             "description": (
                 "CDS Hooks 2.0 service on patient-view: resectability of liver metastases and "
                 "primary liver cancer, with treatment options for MDT review. Errors are "
-                '`{"error": "..."}`; 401 is bare.'
+                '`{"error": "...", "outcome": <OperationOutcome>}`, or the bare OperationOutcome '
+                "with `Accept: application/fhir+json`; 401 is bare."
             ),
         },
         "servers": [{"url": settings.public_base}],

@@ -388,3 +388,32 @@ def _without_uuids(body: Any) -> Any:
     if isinstance(body, list):
         return [_without_uuids(v) for v in body]
     return body
+
+
+# --- the OpenAPI document describes both error bodies ---------------------------------------
+
+
+async def test_both_error_bodies_match_the_openapi_document() -> None:
+    from jsonschema import Draft202012Validator
+
+    from service.openapi import openapi_document
+
+    document = openapi_document(make_settings())
+    responses = document["paths"]["/cds-services/{id}"]["post"]["responses"]
+    for status in ("400", "404", "412", "413", "415", "500"):
+        assert set(responses[status]["content"]) == {"application/json", FHIR_JSON}
+    assert "content" not in responses["401"]
+
+    def validator(name: str) -> Draft202012Validator:
+        root = copy.deepcopy(document)
+        root["$ref"] = f"#/components/schemas/{name}"
+        return Draft202012Validator(root)
+
+    async with running_app() as app:
+        two = await app.client.post(HOOK_URL, json=_bad({"drop": "hookInstance"}))
+        fhir = await app.client.post(
+            HOOK_URL, json=_bad({"drop": "hookInstance"}), headers={"Accept": FHIR_JSON}
+        )
+    assert not list(validator("Error").iter_errors(two.json()))
+    assert not list(validator("OperationOutcome").iter_errors(fhir.json()))
+    assert list(validator("OperationOutcome").iter_errors(two.json()))  # not interchangeable
