@@ -671,3 +671,51 @@ async def test_a_prefetched_first_page_without_fhir_server_is_a_412() -> None:
     )
     with pytest.raises(DataUnavailable, match="'observations' is only the first page"):
         await call(prefetch, fhir_server=None)
+
+
+# --- rule set v2: the optional procedures key and which keys are complete -------------------------
+
+V2_TEMPLATES = {**TEMPLATES, "procedures": "Procedure?patient={{context.patientId}}"}
+
+
+def procedure(i: int) -> dict[str, Any]:
+    return {"resourceType": "Procedure", "id": f"p{i}", "status": "completed"}
+
+
+async def test_procedures_sent_are_complete() -> None:
+    result = await call(full_prefetch(procedures=bundle(procedure(1))), templates=V2_TEMPLATES)
+    assert ids(result)[-1] == "Procedure/p1"
+    assert result.complete("procedures") and result.complete("conditions")
+    nothing = await call(full_prefetch(procedures=None), templates=V2_TEMPLATES)
+    assert nothing.complete("procedures")  # null: "this patient has no Procedures"
+
+
+async def test_procedures_missing_without_fhir_server_are_only_a_note_and_incomplete() -> None:
+    result = await call(full_prefetch(), fhir_server=None, templates=V2_TEMPLATES)
+    assert ids(result) == ["Patient/pat-123", "Condition/c1", "Observation/o1"]
+    assert [n.resource for n in result.notes] == ["prefetch 'procedures'"]
+    assert not result.complete("procedures") and result.complete("observations")
+
+
+async def test_procedures_missing_are_fetched_from_the_fhir_server() -> None:
+    server = FakeFhir({"Procedure": bundle(procedure(3))})
+    result = await call(full_prefetch(), server, templates=V2_TEMPLATES)
+    assert ids(result)[-1] == "Procedure/p3"
+    assert server.urls() == [f"{BASE}/Procedure?patient={PATIENT_ID}"]
+    assert result.fetched_keys == ("procedures",) and result.complete("procedures")
+
+
+async def test_a_failed_procedures_fetch_is_a_note_and_the_call_goes_on_unchecked() -> None:
+    server = FakeFhir({"Procedure": httpx.Response(500)})
+    result = await call(full_prefetch(), server, templates=V2_TEMPLATES)
+    assert ids(result) == ["Patient/pat-123", "Condition/c1", "Observation/o1"]
+    assert result.notes[-1].resource == "FHIR server 'procedures'"
+    assert not result.complete("procedures")
+
+
+async def test_a_first_page_only_is_not_complete() -> None:
+    first_page = bundle(procedure(1), next_url=f"{BASE}/Procedure?page=2")
+    result = await call(
+        full_prefetch(procedures=first_page), fhir_server=None, templates=V2_TEMPLATES
+    )
+    assert not result.complete("procedures")
