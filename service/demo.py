@@ -10,9 +10,11 @@ The fixtures' expected results hold on the manifest's ``evaluated_at`` date whil
 service evaluates at "now"; the fixture route moves every date of the record forward by
 the days in between, so the page shows the verdict the manifest promises.
 
-Card Markdown is rendered in the browser by ``markdown.js``, which builds DOM nodes with
-``textContent`` and never assigns HTML, so a card can not inject markup into the page;
-the page's Content-Security-Policy forbids inline and foreign scripts on top of that.
+Card Markdown is rendered by the service, not by the page: the page posts the cards'
+``detail`` texts to ``POST /demo/markdown`` and gets them back as HTML made by
+markdown-it-py with raw HTML off, links limited to http, https and mailto, and cleaned by
+nh3 (:mod:`service.demo_markdown`). The page's Content-Security-Policy forbids inline and
+foreign scripts on top of that.
 """
 
 from __future__ import annotations
@@ -26,14 +28,21 @@ from pathlib import Path
 from typing import Any, Final
 
 import orjson
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from service.demo_markdown import render as render_markdown
+from service.protocol.errors import ProtocolError
+from service.protocol.jsonbody import check_declared_length, parse_json, read_body
 from service.settings import Settings
 
 STATIC_DIR: Final = Path(__file__).resolve().parent / "static" / "demo"
+_SLUG: Final = re.compile(r"[a-z0-9][a-z0-9-]{0,100}")
+"""An order-sign fixture's file name without ``.json`` (nothing that walks a path)."""
+
 DEFAULT_FIXTURES_DIR: Final = Path(__file__).resolve().parent.parent / "fixtures"
 """The repository's ``fixtures/`` (an editable install or a source checkout).
 
@@ -51,6 +60,10 @@ PAGE_HEADERS: Final = {
     "Cache-Control": "no-cache",
 }
 """Headers of the page itself: only our own scripts and styles, only our own origin."""
+
+MARKDOWN_BODY_LIMIT: Final = 512 * 1024
+"""Largest ``POST /demo/markdown`` body (a response's card details, JSON-encoded)."""
+MARKDOWN_MAX_ITEMS: Final = 100
 
 _SLUG_RE: Final = re.compile(r"[^a-z0-9]+")
 _FHIR_DATE_RE: Final = re.compile(
@@ -265,8 +278,8 @@ def utc_now() -> datetime:
 def demo_routes(
     settings: Settings, *, clock: Callable[[], datetime] | None = None
 ) -> list[BaseRoute]:
-    """``GET /`` (the page), ``GET /demo/fixtures``, ``GET /demo/fixtures/{slug}`` and the
-    page's static files under ``/demo/static/``.
+    """``GET /`` (the page), ``GET /demo/fixtures``, ``GET /demo/fixtures/{slug}``,
+    ``POST /demo/markdown`` and the page's static files under ``/demo/static/``.
 
     ``app.py`` mounts these when ``LIVER_CDS_DEMO_ENABLED`` is true (the default).
     ``clock`` (default: UTC now) decides how far fixture dates are moved forward.
@@ -308,8 +321,56 @@ def demo_routes(
         except FixtureError as exc:
             return _json({"error": str(exc)}, 404)
 
+    async def list_orders(request: Request) -> Response:
+        """The order-sign fixtures (``orders/manifest.json``): slug and title of each."""
+        path = directory / "orders" / "manifest.json"
+        try:
+            entries = orjson.loads(path.read_bytes()).get("orders", [])
+        except (OSError, orjson.JSONDecodeError, AttributeError):
+            return _json({"orders": [], "note": "no order-sign fixtures (orders/manifest.json)"})
+        orders = [
+            {"slug": Path(str(e.get("file", ""))).stem, "title": _text(e.get("title"))}
+            for e in entries
+            if isinstance(e, dict) and isinstance(e.get("file"), str)
+        ]
+        return _json({"orders": orders})
+
+    async def get_order(request: Request) -> Response:
+        """One order-sign request, its dates moved like the patients' (same manifest day)."""
+        slug = request.path_params["slug"]
+        if not _SLUG.fullmatch(slug):
+            return _json({"error": "unknown order-sign fixture"}, 404)
+        try:
+            manifest = load_manifest(directory)
+            body = orjson.loads((directory / "orders" / f"{slug}.json").read_bytes())
+        except (OSError, orjson.JSONDecodeError, FixtureError):
+            return _json({"error": f"unknown order-sign fixture {slug!r}"}, 404)
+        return _json(shift_dates(body, shift_for(manifest)))
+
+    async def markdown(request: Request) -> Response:
+        """``{"markdown": [text, ...]}`` -> ``{"html": [fragment, ...]}``, in order."""
+        try:
+            check_declared_length(request.headers.get("content-length"), MARKDOWN_BODY_LIMIT)
+            body = await read_body(request.stream(), MARKDOWN_BODY_LIMIT)
+            data = parse_json(body, max_depth=4)
+        except ProtocolError as exc:
+            return _json({"error": exc.message}, exc.status)
+        texts = data.get("markdown") if isinstance(data, dict) else None
+        if (
+            not isinstance(texts, list)
+            or len(texts) > MARKDOWN_MAX_ITEMS
+            or not all(isinstance(text, str) for text in texts)
+        ):
+            message = f"'markdown' must be a list of at most {MARKDOWN_MAX_ITEMS} strings"
+            return _json({"error": message}, 400)
+        html = await run_in_threadpool(lambda: [render_markdown(text) for text in texts])
+        return _json({"html": html})
+
     return [
         Route("/", index, methods=["GET"], name="demo"),
+        Route("/demo/markdown", markdown, methods=["POST"], name="demo-markdown"),
+        Route("/demo/orders", list_orders, methods=["GET"], name="demo-orders"),
+        Route("/demo/orders/{slug}", get_order, methods=["GET"], name="demo-order"),
         Route("/demo/fixtures", list_fixtures, methods=["GET"], name="demo-fixtures"),
         Route("/demo/fixtures/{slug}", get_fixture, methods=["GET"], name="demo-fixture"),
         Mount("/demo/static", app=StaticFiles(directory=STATIC_DIR), name="demo-static"),

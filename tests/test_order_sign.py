@@ -250,3 +250,19 @@ def test_unknown_codes_are_not_guessed_at() -> None:
     orders, notes = read_draft_orders(_bundle(_request("x", "99999"), _request("y", "47130")))
     assert [o.ref for o in orders] == ["ServiceRequest/y"]
     assert notes == []
+
+
+def test_the_demo_page_lists_order_sign_fixtures_and_serves_each_as_a_request() -> None:
+    async def run() -> tuple[Any, Any, Any]:
+        async with running_app(make_settings(demo_enabled=True)) as app:
+            listed = (await app.client.get("/demo/orders")).json()["orders"]
+            slug = listed[0]["slug"]
+            request = (await app.client.get(f"/demo/orders/{slug}")).json()
+            answer = await app.client.post(ORDER_URL, json=request)
+            missing = await app.client.get("/demo/orders/..%2Fmanifest")
+            return listed, answer, missing
+
+    listed, answer, missing = asyncio.run(run())
+    assert len(listed) == len(CASES)
+    assert answer.status_code == 200
+    assert missing.status_code == 404

@@ -165,6 +165,26 @@ def test_demo_page_shows_the_cards_of_a_fixture_patient(page: Page, tmp_path: Pa
         assert first.locator(".card-detail").inner_text().strip()
 
 
+def test_demo_page_fires_order_sign_for_a_fixture_and_shows_the_critical_card(
+    page: Page, tmp_path: Path
+) -> None:
+    from service.app import create_app
+
+    settings = Settings(database_url=f"sqlite:///{tmp_path}/demo.db", auth="off")
+    slug = "o-critical-jaundice-resection"
+    with serve(create_app(settings)) as base:
+        page.goto(base + "/")
+        page.wait_for_selector("#order:not([disabled])")
+        page.select_option("#order", slug)
+        page.wait_for_selector("body[data-state=done]")
+        page.wait_for_selector("article.card", timeout=5000)
+        screenshot(page, f"demo-{slug}.png")
+        card = page.locator("article.card").nth(0)
+        assert card.get_attribute("data-indicator") == "critical"
+        assert "jaundice" in card.locator(".card-summary").inner_text().lower()
+        assert json.loads(page.text_content("#request-json") or "")["hook"] == "order-sign"
+
+
 # --- a stand-in service answering a hand-written card -------------------------------------
 
 DETAIL = """\

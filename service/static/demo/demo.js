@@ -3,14 +3,18 @@
  * cards rendered as an EHR shows them (summary, indicator, Markdown detail, suggestions
  * as buttons, links, accept / dismiss feedback).
  *
- * Everything coming from the service is put into the page with textContent or through
- * LiverCdsMarkdown (which builds DOM nodes, never HTML). URLs are allow-listed.
+ * Everything coming from the service is put into the page with textContent, except the
+ * cards' Markdown detail: the service renders it (POST demo/markdown: markdown-it-py with
+ * raw HTML off, links limited to http, https and mailto, cleaned by the nh3 sanitiser) and
+ * the page inserts that HTML. URLs of sources and links are allow-listed here as well.
  */
 (function () {
   "use strict";
 
   var SERVICE_ID = "liver-metastasis-resectability";
+  var ORDER_SERVICE_ID = "liver-directed-order-check";
   var INDICATOR_LABEL = { info: "Info", warning: "Warning", critical: "Critical" };
+  var SAFE_PROTOCOLS = { "http:": true, "https:": true, "mailto:": true };
   var state = { service: null, patients: [], request: null };
 
   function $(id) {
@@ -25,8 +29,18 @@
   function clear(node) {
     while (node.firstChild) node.removeChild(node.firstChild);
   }
+  /* An absolute http, https or mailto URL we may put in href, or null. */
+  function safeUrl(raw) {
+    var url;
+    try {
+      url = new URL(String(raw).replace(/[\u0000-\u0020\u007f]/g, ""));
+    } catch (e) {
+      return null;
+    }
+    return SAFE_PROTOCOLS[url.protocol] ? url.href : null;
+  }
   function safeLink(href, text) {
-    var safe = window.LiverCdsMarkdown.safeUrl(href || "");
+    var safe = safeUrl(href || "");
     var node = el(safe ? "a" : "span", null, text);
     if (safe) {
       node.setAttribute("href", safe);
@@ -177,7 +191,61 @@
         state.request = request;
         $("request-json").textContent = JSON.stringify(request, null, 2);
         var started = performance.now();
+        state.called = SERVICE_ID;
         return getJson("cds-services/" + SERVICE_ID, {
+          method: "POST",
+          headers: { "Content-Type": "application/json", Accept: "application/json" },
+          body: JSON.stringify(request),
+        }).then(function (result) {
+          showResponse(result, performance.now() - started);
+        });
+      })
+      .catch(function (error) {
+        setStatus(String(error && error.message ? error.message : error), true);
+      })
+      .then(function () {
+        document.body.setAttribute("data-state", "done");
+      });
+  }
+
+  /* --------------------------------------------------------- order-sign */
+
+  function showOrders(result) {
+    var select = $("order");
+    clear(select);
+    var orders = result.body && Array.isArray(result.body.orders) ? result.body.orders : [];
+    if (result.status !== 200 || !orders.length) {
+      select.appendChild(el("option", null, "No order-sign fixtures"));
+      return;
+    }
+    var placeholder = el("option", null, "Choose draft orders to sign (" + orders.length + ")");
+    placeholder.value = "";
+    select.appendChild(placeholder);
+    orders.forEach(function (o) {
+      var option = el("option", null, o.title || o.slug);
+      option.value = o.slug;
+      select.appendChild(option);
+    });
+    select.disabled = false;
+  }
+
+  function signOrders(slug) {
+    clear($("cards"));
+    $("exchange").hidden = true;
+    showPatientFacts(null);
+    if (!slug) return;
+    setStatus("Calling order-sign…");
+    document.body.setAttribute("data-state", "loading");
+    getJson("demo/orders/" + encodeURIComponent(slug))
+      .then(function (fixture) {
+        if (fixture.status !== 200 || !fixture.body) throw new Error(explain(fixture));
+        var request = fixture.body;
+        request.hookInstance = uuid4();
+        state.request = request;
+        state.called = ORDER_SERVICE_ID;
+        $("request-json").textContent = JSON.stringify(request, null, 2);
+        var started = performance.now();
+        return getJson("cds-services/" + ORDER_SERVICE_ID, {
           method: "POST",
           headers: { "Content-Type": "application/json", Accept: "application/json" },
           body: JSON.stringify(request),
@@ -205,17 +273,37 @@
     var cards = result.body.cards;
     var took = " in " + Math.round(elapsed) + " ms";
     if (!cards.length) {
-      setStatus("No cards" + took + ". The service answers no cards when it finds no current liver malignancy.");
+      setStatus(state.called === ORDER_SERVICE_ID
+        ? "No cards" + took + ". Every draft order agrees with the liver assessment (or none is liver-directed)."
+        : "No cards" + took + ". The service answers no cards when it finds no current liver malignancy.");
       return;
     }
     setStatus(cards.length + (cards.length === 1 ? " card" : " cards") + took + ".");
-    var box = $("cards");
-    cards.forEach(function (card) {
-      box.appendChild(renderCard(card));
+    var details = cards.map(function (card) { return card.detail ? String(card.detail) : ""; });
+    return renderMarkdown(details).then(function (html) {
+      var box = $("cards");
+      cards.forEach(function (card, index) {
+        box.appendChild(renderCard(card, html && html[index]));
+      });
     });
   }
 
-  function renderCard(card) {
+  /* The details as sanitised HTML from the service, or null (then shown as plain text). */
+  function renderMarkdown(details) {
+    if (!details.some(Boolean)) return Promise.resolve(null);
+    return getJson("demo/markdown", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify({ markdown: details }),
+    }).then(function (result) {
+      var html = result.body && result.body.html;
+      return result.status === 200 && Array.isArray(html) && html.length === details.length ? html : null;
+    }, function () {
+      return null;
+    });
+  }
+
+  function renderCard(card, detailHtml) {
     var indicator = INDICATOR_LABEL[card.indicator] ? card.indicator : "info";
     var article = el("article", "card indicator-" + indicator);
     article.setAttribute("data-indicator", String(card.indicator));
@@ -237,7 +325,11 @@
 
     if (card.detail) {
       var detail = el("div", "card-detail");
-      detail.appendChild(window.LiverCdsMarkdown.render(String(card.detail)));
+      if (typeof detailHtml === "string") {
+        detail.innerHTML = detailHtml; // sanitised by the service (service/demo_markdown.py)
+      } else {
+        detail.appendChild(el("p", "md-plain", card.detail));
+      }
       article.appendChild(detail);
     }
 
@@ -331,7 +423,7 @@
       item.card = card.uuid;
       item.outcomeTimestamp = new Date().toISOString();
       accept.disabled = dismiss.disabled = true;
-      getJson("cds-services/" + SERVICE_ID + "/feedback", {
+      getJson("cds-services/" + (state.called || SERVICE_ID) + "/feedback", {
         method: "POST",
         headers: { "Content-Type": "application/json" },
         body: JSON.stringify({ feedback: [item] }),
@@ -372,6 +464,10 @@
     getJson("demo/fixtures").then(showPatients, function (e) { showPatients(fail(e)); });
     $("patient").addEventListener("change", function (event) {
       openChart(event.target.value);
+    });
+    getJson("demo/orders").then(showOrders, function (e) { showOrders(fail(e)); });
+    $("order").addEventListener("change", function (event) {
+      signOrders(event.target.value);
     });
   });
 })();
