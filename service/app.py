@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import time
 import traceback
@@ -352,6 +353,12 @@ class _Outcome:
     cards: Sequence[dict[str, Any]] = ()
 
 
+@functools.lru_cache(maxsize=4)
+def _discovery_for(ruleset_version: str) -> dict[str, Any]:
+    """The discovery document, its descriptions naming the rule set read at start-up."""
+    return discovery_document(SERVICES, ruleset_version=ruleset_version)
+
+
 class _Handlers:
     """The endpoints. Configuration comes from the runtime; what the lifespan opened comes
     with each request (:func:`_resources`)."""
@@ -359,7 +366,6 @@ class _Handlers:
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
         self.settings = runtime.settings
-        self._discovery = discovery_document(SERVICES)
         self._openapi = openapi_document(runtime.settings)
         # Each service's hook body is parsed for its declared prefetch (service/fhir/skim.py);
         # strict mode validates every input resource, so it needs every one built.
@@ -402,7 +408,7 @@ class _Handlers:
 
     async def discovery(self, request: Request) -> Response:
         await self._authenticate(request)
-        return json_response(self._discovery)
+        return json_response(_discovery_for(_resources(request).ruleset_version))
 
     # --- POST /cds-services/{id} ------------------------------------------------------------
 
