@@ -197,7 +197,7 @@
           headers: { "Content-Type": "application/json", Accept: "application/json" },
           body: JSON.stringify(request),
         }).then(function (result) {
-          showResponse(result, performance.now() - started);
+          return showResponse(result, performance.now() - started);
         });
       })
       .catch(function (error) {
@@ -250,7 +250,7 @@
           headers: { "Content-Type": "application/json", Accept: "application/json" },
           body: JSON.stringify(request),
         }).then(function (result) {
-          showResponse(result, performance.now() - started);
+          return showResponse(result, performance.now() - started);
         });
       })
       .catch(function (error) {
