@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from service.store.base import AuditSuggestion
+from service.records import AuditSuggestion
 
 TREATMENT_OPTION_SYSTEM = "https://liver-cds.org/fhir/CodeSystem/treatment-option"
 

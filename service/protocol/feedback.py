@@ -21,7 +21,7 @@ from typing import Any
 
 from service.protocol.errors import BadRequest, shorten, type_name
 from service.protocol.request import NO_CONTROL_CHARACTERS
-from service.store.base import FeedbackItem, FeedbackOutcome
+from service.records import FeedbackItem, FeedbackOutcome
 
 MAX_TEXT = 4000
 """Longest accepted free-text comment (characters); longer ones are refused, not cut."""

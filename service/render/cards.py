@@ -206,7 +206,7 @@ def assessment_card(
 def override_reasons(content: CardContent, kind: str) -> list[dict[str, str]]:
     """The override-reason Codings offered on a card of ``kind`` (each with ``display``)."""
     return [
-        {"system": content.override_system, "code": r.code, "display": r.display}
+        {"system": r.system, "code": r.code, "display": r.display}
         for r in content.override_reasons
         if kind in r.cards
     ]

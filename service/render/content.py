@@ -25,7 +25,7 @@ import jsonschema
 import yaml
 
 from service.clinical.model import OPTION_CODES, VERDICTS
-from service.render import markdown, schema, templates
+from service.render import markdown, nonadherence, schema, templates
 
 SUMMARY_MAX = 139
 """CDS Hooks: summary is "<140-character"."""
@@ -137,6 +137,8 @@ class OverrideReason:
     code: str
     display: str
     cards: frozenset[str]
+    system: str
+    """The service's own code system, or HL7's non-adherence reason codes (``hl7:``)."""
 
 
 @dataclass(frozen=True)
@@ -437,8 +439,10 @@ def _build(directory: Path, raw: Mapping[str, Any]) -> CardContent:
                 code=entry["code"],
                 display=entry["display"],
                 cards=frozenset(entry.get("cards", schema.CARD_KINDS)),
+                system=section["system"],
             )
-            for entry in overrides["reasons"]
+            for section in (overrides, *([overrides["hl7"]] if "hl7" in overrides else []))
+            for entry in section["reasons"]
         ),
     )
 
@@ -597,6 +601,13 @@ def _check(content: CardContent, raw: Mapping[str, Any]) -> list[str]:
             problems.append(f"override-reasons.yaml: reasons: required code {code!r} missing")
     for code in sorted({c for c in codes if codes.count(c) > 1}):
         problems.append(f"override-reasons.yaml: reasons: code {code!r} listed twice")
+    for reason in content.override_reasons:
+        expected = nonadherence.DISPLAYS.get(reason.code)
+        if reason.system == nonadherence.SYSTEM and reason.display != expected:
+            problems.append(
+                f"override-reasons.yaml: hl7.reasons: {reason.code!r}: display must be the "
+                f"code system's, {expected!r}"
+            )
     return problems
 
 

@@ -88,7 +88,7 @@ def data_needed_card(
         card["suggestions"] = suggestions
         card["selectionBehavior"] = "any"
     reasons = [
-        {"system": content.override_system, "code": r.code, "display": r.display}
+        {"system": r.system, "code": r.code, "display": r.display}
         for r in content.override_reasons
         if "data-needed" in r.cards
     ]

@@ -18,6 +18,7 @@ from service.clinical.model import (
     Section,
     TumourKind,
 )
+from service.render import nonadherence
 
 RULE_IDS: tuple[str, ...] = (
     *(str(n) for n in range(1, 24)),
@@ -415,6 +416,26 @@ OVERRIDE_REASONS: dict[str, Any] = _object(
                 ("code", "display"),
             ),
         },
+        # HL7 non-adherence reason codes offered beside the service's own: only verified
+        # codes (nonadherence.py); content.py checks each display is the code system's.
+        "hl7": _object(
+            {
+                "system": {"const": nonadherence.SYSTEM},
+                "reasons": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": _object(
+                        {
+                            "code": {"enum": sorted(nonadherence.DISPLAYS)},
+                            "display": _TEXT,
+                            "cards": _list_of({"enum": list(CARD_KINDS)}),
+                        },
+                        ("code", "display"),
+                    ),
+                },
+            },
+            ("system", "reasons"),
+        ),
     },
     ("system", "reasons"),
 )

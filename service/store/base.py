@@ -9,25 +9,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Protocol
 
-FeedbackOutcome = Literal["accepted", "overridden"]
+from service.records import AuditSuggestion, FeedbackItem, FeedbackOutcome
 
-
-@dataclass(frozen=True)
-class FeedbackItem:
-    """One item of a CDS Hooks 2.0 feedback request, validated."""
-
-    service_id: str
-    card_uuid: str
-    outcome: FeedbackOutcome
-    outcome_timestamp: datetime
-    accepted_suggestions: tuple[str, ...] = ()
-    override_reason_code: str | None = None
-    override_reason_system: str | None = None
-    override_reason_display: str | None = None
-    override_comment: str | None = None
-    received_at: datetime | None = None
+__all__ = [
+    "AuditRecord",
+    "AuditSuggestion",
+    "FeedbackItem",
+    "FeedbackOutcome",
+    "FeedbackResult",
+    "Store",
+]
 
 
 @dataclass(frozen=True)
@@ -35,17 +28,6 @@ class FeedbackResult:
     stored: int
     duplicates: int
     unknown_cards: int
-
-
-@dataclass(frozen=True)
-class AuditSuggestion:
-    """One suggestion shown on a card: lets the feedback report map an accepted suggestion
-    uuid back to the treatment option it proposed (``option_code`` is the treatment-option
-    code of the suggestion's ServiceRequest, or the data-needed order's code)."""
-
-    card_uuid: str
-    suggestion_uuid: str
-    option_code: str
 
 
 @dataclass(frozen=True)

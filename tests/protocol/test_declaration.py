@@ -34,8 +34,11 @@ SPEC_LOINC = {
 SPEC_LOCAL = {"lesion-count", "future-liver-remnant"}
 
 
-def test_discovery_lists_the_one_service_as_cards_md_says() -> None:
-    (service,) = discovery_document(SERVICES)["services"]
+def test_discovery_lists_the_resectability_service_as_cards_md_says() -> None:
+    service, order_check = discovery_document(SERVICES)["services"]
+    assert order_check["id"] == "liver-directed-order-check"
+    assert order_check["hook"] == "order-sign"
+    assert order_check["prefetch"] == service["prefetch"]
     assert service["id"] == "liver-metastasis-resectability"
     assert service["hook"] == "patient-view"
     assert service["title"] and service["description"]
