@@ -9,6 +9,7 @@ Markdown detail goes through :func:`service.render.markdown.text`.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -197,10 +198,24 @@ def assessment_card(
             seen.add(s.url)
             links.append({"label": s.label, "url": s.url, "type": "absolute"})
     if ctx.smart_app_url:
-        links.append({"label": content.smart_link_label, "url": ctx.smart_app_url, "type": "smart"})
+        links.append(
+            {
+                "label": content.smart_link_label,
+                "url": ctx.smart_app_url,
+                "type": "smart",
+                "appContext": smart_app_context(content),
+            }
+        )
     if links:
         card["links"] = links
     return card
+
+
+def smart_app_context(content: CardContent) -> str:
+    """``appContext`` of the ``smart`` link: the view to open and the rule set that made
+    the card, never patient data (the app takes the patient from its own launch)."""
+    context = {"view": "full-assessment", "ruleset": content.version}
+    return json.dumps(context, separators=(",", ":"))
 
 
 def override_reasons(content: CardContent, kind: str) -> list[dict[str, str]]:

@@ -164,9 +164,12 @@ def test_override_reasons_are_codings_with_display() -> None:
             "data-incorrect",
             "not-clinically-appropriate",
         } <= codes
-        for reason in card["overrideReasons"]:
-            assert reason["system"] == "https://liver-cds.org/fhir/CodeSystem/override-reason"
-            assert reason["display"]
+        systems = [reason["system"] for reason in card["overrideReasons"]]
+        own = "https://liver-cds.org/fhir/CodeSystem/override-reason"
+        hl7 = "http://terminology.hl7.org/CodeSystem/non-adherence-reason-codes"
+        assert set(systems) == {own, hl7}  # HL7's reasons beside the service's own, after them
+        assert systems == sorted(systems, key=lambda system: system != own)
+        assert all(reason["display"] for reason in card["overrideReasons"])
 
 
 # --- links --------------------------------------------------------------------------------

@@ -154,6 +154,9 @@
   function showPatientFacts(patient) {
     var dl = $("patient-facts");
     clear(dl);
+    // The full assessment view of the same patient (served when the demo is on).
+    $("full-view").hidden = !patient;
+    $("link-full-view").href = patient ? "demo/view/" + encodeURIComponent(patient.slug) : "";
     if (!patient) {
       dl.hidden = true;
       return;
