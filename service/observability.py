@@ -23,20 +23,15 @@ import os
 import re
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final, TextIO
 
 import orjson
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    generate_latest,
-)
-from starlette.requests import Request
+from prometheus_client import CollectorRegistry, Counter, Histogram, make_asgi_app
+from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.settings import Settings
 
@@ -99,34 +94,52 @@ how. It is not a ``LIVER_CDS_*`` setting because the library, not we, decides by
 """
 
 
-def metrics_route(path: str = "/metrics", registry: CollectorRegistry | None = None) -> Route:
+def metrics_route(
+    path: str = "/metrics",
+    registry: CollectorRegistry | None = None,
+    *,
+    allows: Callable[[str | None], bool] | None = None,
+) -> Route:
     """``GET /metrics``: every metric of ``registry`` (default :data:`REGISTRY`) in the
-    Prometheus text exposition format.
+    Prometheus text exposition format, served by prometheus-client's own ASGI app (which
+    also honours ``Accept-Encoding: gzip`` and ``?name[]=`` filters).
 
     With several uvicorn workers each process has its own counters; when
     ``PROMETHEUS_MULTIPROC_DIR`` is set the route aggregates the files all workers
     write there instead, so a scrape that lands on any worker sees the whole service.
+
+    ``allows`` decides from the request's ``Authorization`` header whether it may read
+    the metrics (see ``service/security/internal.py``); a refused request gets the 404
+    of an unknown path.
     """
     source = REGISTRY if registry is None else registry
+    multiprocess_dir = os.environ.get(MULTIPROCESS_ENV, "")
+    if multiprocess_dir and registry is None:
+        from prometheus_client import multiprocess
 
-    def collect() -> bytes:
-        multiprocess_dir = os.environ.get(MULTIPROCESS_ENV, "")
-        if multiprocess_dir and registry is None:
-            from prometheus_client import multiprocess
+        source = CollectorRegistry()
+        multiprocess.MultiProcessCollector(  # type: ignore[no-untyped-call]
+            source, path=multiprocess_dir
+        )
+    return Route(path, _MetricsApp(make_asgi_app(source), allows), methods=["GET"], name="metrics")
 
-            aggregate = CollectorRegistry()
-            multiprocess.MultiProcessCollector(  # type: ignore[no-untyped-call]
-                aggregate, path=multiprocess_dir
-            )
-            data: bytes = generate_latest(aggregate)
-            return data
-        out: bytes = generate_latest(source)
-        return out
 
-    async def metrics(request: Request) -> Response:
-        return Response(collect(), media_type=CONTENT_TYPE_LATEST)
+class _MetricsApp:
+    """prometheus-client's ASGI app behind the access rule (an ASGI class, so Starlette's
+    ``Route`` calls it as an app, not as a request handler)."""
 
-    return Route(path, metrics, methods=["GET"], name="metrics")
+    def __init__(self, app: ASGIApp, allows: Callable[[str | None], bool] | None) -> None:
+        self._app = app
+        self._allows = allows
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._allows is not None:
+            authorization = Headers(scope=scope).get("authorization")
+            if not self._allows(authorization):
+                response = Response(b'{"error":"not found"}', 404, media_type="application/json")
+                await response(scope, receive, send)
+                return
+        await self._app(scope, receive, send)
 
 
 # --------------------------------------------------------------------------------------

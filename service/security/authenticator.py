@@ -118,6 +118,21 @@ class JwtAuthenticator:
             fhir_servers=issuer.fhir_servers,
         )
 
+    async def shared_state_ready(self) -> bool:
+        """Readiness: True without Redis, else when Redis answers ``PING``.
+
+        With ``LIVER_CDS_REDIS_URL`` set, every token's ``jti`` goes through Redis; while it
+        is down every authenticated call is a 401, so the replica must leave the load
+        balancer (the client's own 2 s socket timeouts bound the wait).
+        """
+        if self._redis is None:
+            return True
+        try:
+            return bool(await self._redis.ping())
+        except Exception as exc:  # any Redis or socket error: not ready
+            log.warning("redis ping failed", extra={"error": type(exc).__name__})
+            return False
+
     async def aclose(self) -> None:
         """Close the replay cache and the Redis client this authenticator was given."""
         await self._replay.aclose()

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+import sqlite3
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -301,8 +302,19 @@ class SqlStore:
     # --- health and retention -------------------------------------------------------------
 
     async def ping(self) -> bool:
-        """True when a ``SELECT 1`` answers within two seconds."""
-        return await _ping(self.engine)
+        """True when a ``SELECT 1`` answers within two seconds and, on SQLite, the write
+        lock can be taken within :data:`WRITE_PROBE_TIMEOUT_S` (readiness).
+
+        In WAL mode a ``SELECT`` is served while another process holds the write lock for
+        ever (a stuck migration, an operator's ``BEGIN EXCLUSIVE`` in the sqlite3 shell), yet
+        every feedback then fails and the audit queue grows: not ready.
+        """
+        if not await _ping(self.engine):
+            return False
+        path = self.engine.url.database if self.engine.dialect.name == "sqlite" else None
+        if not path or path == ":memory:":
+            return True
+        return await asyncio.to_thread(_sqlite_write_lock_free, path)
 
     async def purge(self, *, now: datetime | None = None, days: int | None = None) -> PurgeResult:
         """Delete audit and feedback rows older than ``days`` (default: the retention setting).
@@ -338,6 +350,27 @@ class SqlStore:
         while True:
             await asyncio.sleep(RETENTION_INTERVAL_S)
             await self._purge_logged()
+
+
+WRITE_PROBE_TIMEOUT_S = 1.0
+"""How long the readiness probe waits for SQLite's write lock (held for microseconds by a
+healthy writer)."""
+
+
+def _sqlite_write_lock_free(path: str) -> bool:
+    """Take SQLite's write lock and release it at once, on a connection of its own (with its
+    own short busy timeout, so a probe never waits the pool's 15 s)."""
+    try:
+        connection = sqlite3.connect(path, timeout=WRITE_PROBE_TIMEOUT_S, isolation_level=None)
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            connection.execute("ROLLBACK")
+        finally:
+            connection.close()
+    except sqlite3.Error as exc:
+        log.warning("database write lock not available", extra={"error": type(exc).__name__})
+        return False
+    return True
 
 
 async def _ping(engine: AsyncEngine) -> bool:
