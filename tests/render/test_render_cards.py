@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import replace
 from typing import Any
@@ -195,8 +196,10 @@ def test_a_smart_link_only_when_configured() -> None:
             "label": load_content().smart_link_label,
             "url": "https://smart.example.org/launch",
             "type": "smart",
+            "appContext": f'{{"view":"full-assessment","ruleset":"{load_content().version}"}}',
         }
     ]
+    assert json.loads(smart[0]["appContext"]).keys() == {"view", "ruleset"}  # no patient data
     data_card = render(b.indeterminate_missing(), smart_app_url="https://smart.example.org/l")[1]
     assert "links" not in data_card
 
