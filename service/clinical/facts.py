@@ -730,10 +730,14 @@ def liver_function_facts(
         found = by_kind.get(lab)
         if not found:
             continue
-        sign = 1.0 if lab in LAB_UNITS_HIGHER_IS_WORSE else -1.0
-        latest = max(
-            found, key=lambda o: (o.time, sign * (o.quantity.unrounded if o.quantity else 0.0))
-        )
+        if len(found) == 1:
+            latest = found[0]
+        else:
+            sign = 1.0 if lab in LAB_UNITS_HIGHER_IS_WORSE else -1.0
+            latest = max(
+                found,
+                key=lambda o: (o.time, sign * (o.quantity.unrounded if o.quantity else 0.0)),
+            )
         if latest.time < window_start:
             stale[lab] = latest.time
             continue
