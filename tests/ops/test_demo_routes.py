@@ -129,7 +129,6 @@ async def test_the_page_links_discovery_and_openapi_and_loads_only_its_own_scrip
     ("path", "media"),
     [
         ("/demo/static/demo.js", "javascript"),
-        ("/demo/static/markdown.js", "javascript"),
         ("/demo/static/demo.css", "text/css"),
     ],
 )

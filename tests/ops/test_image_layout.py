@@ -74,7 +74,9 @@ PROBE = textwrap.dedent(
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
                 out["healthz"] = (await c.get("/healthz")).status_code
                 out["page"] = (await c.get("/")).status_code
-                out["markdown_js"] = (await c.get("/demo/static/markdown.js")).status_code
+                out["markdown"] = (
+                    await c.post("/demo/markdown", json={"markdown": ["**a** <b>"]})
+                ).json()
                 out["fixtures"] = len((await c.get("/demo/fixtures")).json()["patients"])
                 request = (await c.get("/demo/fixtures/" + sys.argv[1])).json()
                 answer = await c.post("/cds-services/liver-metastasis-resectability", json=request)
@@ -138,7 +140,8 @@ def test_the_image_layout_serves_the_demo_and_cards(tmp_path: Path) -> None:
     log = done.stderr[-3000:]
     assert result["service_file"].startswith(str(site))
     assert result["healthz"] == 200
-    assert result["page"] == 200 and result["markdown_js"] == 200
+    assert result["page"] == 200
+    assert result["markdown"] == {"html": ["<p><strong>a</strong> &lt;b&gt;</p>\n"]}
     assert result["fixtures"] >= 1
     assert result["hook_status"] == 200, log
     assert result["cards"] >= 1, log
