@@ -490,6 +490,9 @@ class ImagingFacts:
     """The latest imaging Observation used."""
     sites: tuple[tuple[SiteRead, str], ...]
     """Liver body sites of the fresh tumour-size and lesion-count Observations."""
+    stale_sites_date: datetime | None
+    """Date of the latest stale imaging Observation with a segment or lobe site: when the
+    distribution ends unknown, it is stale since then rather than absent."""
     stale: dict[str, datetime]
     """``lesion_count`` / ``largest_cm`` / ``flr_percent`` -> date of the latest, too old,
     Observation when the fact is unknown because of it."""
@@ -579,12 +582,24 @@ def imaging_facts(
         b.add("flr_percent", f"{flr:g} %", latest.time, latest.ref)
 
     sites = tuple((o.site, o.ref) for o in (*sizes, *counts) if o.site is not None and o.site.liver)
+    stale_sites_date = max(
+        (
+            o.time
+            for o in (*all_sizes, *by_kind.get("lesion-count", ()))
+            if o.time < window_start
+            and o.site is not None
+            and o.site.liver is not None
+            and o.site.liver.sided
+        ),
+        default=None,
+    )
     return ImagingFacts(
         lesion_count=lesion_count,
         largest_cm=largest_cm,
         flr_percent=flr,
         imaging_date=max(used, default=None),
         sites=sites,
+        stale_sites_date=stale_sites_date,
         stale=stale,
         observed=observed,
     )
@@ -1137,7 +1152,12 @@ def facts_from_selection(
         node_positive_primary=fong.node_positive_primary,
         disease_free_interval_months=fong.disease_free_interval_months,
         labs=liver.labs,
-        stale={**liver.stale, **performance.stale, **imaging.stale},
+        stale={
+            **liver.stale,
+            **performance.stale,
+            **imaging.stale,
+            **_stale_distribution(where, imaging),
+        },
         evidence=tuple(b.evidence),
         data_quality=tuple(b.notes),
         liver_kinds=tumour.kinds,
@@ -1161,6 +1181,14 @@ def facts_from_selection(
         deceased=patient.deceased,
         imaging_date=imaging.imaging_date,
     )
+
+
+def _stale_distribution(where: DistributionFacts, imaging: ImagingFacts) -> dict[str, datetime]:
+    """``{"distribution": date}`` when the distribution is unknown only because the imaging
+    that located the lesions is older than the imaging lookback."""
+    if where.distribution == "unknown" and imaging.stale_sites_date is not None:
+        return {"distribution": imaging.stale_sites_date}
+    return {}
 
 
 def _refs(refs: list[str], limit: int = 5) -> str:

@@ -902,7 +902,8 @@ def test_stale_imaging_sites_do_not_decide_distribution_condition_sites_still_co
     )
     assert f.distribution == "right" and f.single_segment and f.segment == "VI"
     only_old = read(liver_met(), size_obs("old", 2.0, site_code=SEG["III"], when=old))
-    assert only_old.distribution == "unknown"
+    assert only_old.distribution == "unknown" and only_old.stale["distribution"] == old
+    assert "distribution" not in f.stale
 
 
 def test_imaging_date_is_the_latest_imaging_observation_used() -> None:
