@@ -48,7 +48,6 @@ RESECTION_OPTIONS = frozenset(
 RESTATED_NOTES: tuple[str, ...] = ("Previous liver resection",)
 """Engine notes the card states itself, in the clinicians' wording from ``cards/`` (the
 previous resection, with its procedure and date): not repeated."""
-HEMIHEPATECTOMIES = frozenset({"resection-right-hepatectomy", "resection-left-hepatectomy"})
 SURGICAL_VERDICTS = frozenset({"resectable", "potentially-resectable"})
 
 

@@ -148,7 +148,7 @@ class CardContent:
     directory: Path
     version: str
     source_label: str
-    """``source_label`` with the version filled in ("Liver CDS resectability rules v2026.11")."""
+    """``source_label`` with the version filled in ("Liver CDS resectability rules v2026.12")."""
     documentation_url: str | None
     smart_link_label: str
     topics: Mapping[str, str]
