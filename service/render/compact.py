@@ -45,9 +45,15 @@ RESECTION_OPTIONS = frozenset(
         "liver-augmentation",
     }
 )
-RESTATED_NOTES: tuple[str, ...] = ("Previous liver resection",)
-"""Engine notes the card states itself, in the clinicians' wording from ``cards/`` (the
-previous resection, with its procedure and date): not repeated."""
+RESTATED_NOTES: tuple[str, ...] = (
+    "Previous liver resection",
+    "The future liver remnant is unknown",
+    "Portal hypertension is not excluded",
+)
+"""Engine notes the card states itself, in the clinicians' wording from ``cards/``: the
+previous resection (with its procedure and date), the unmeasured FLR before a
+hemihepatectomy (rules 13a/20a), portal hypertension not excluded (rule 12b, with the platelet
+count). Not repeated."""
 SURGICAL_VERDICTS = frozenset({"resectable", "potentially-resectable"})
 
 
