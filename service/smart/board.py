@@ -2,7 +2,7 @@
 
 The summary is plain text a clinician copies into the MDT list or prints; the same text
 is the ``note`` of a draft ServiceRequest (status ``draft``, intent ``proposal``) for the
-``mdt-review`` option, built like the card's suggestions
+``mdt-review`` option (the treatment-option Coding), built like the card's suggestions
 (:func:`service.render.proposals.service_request`), so signing it in the EHR refers the
 patient with the board's summary attached. The resource is validated with
 ``fhir.resources`` R4B before it is shown: the page never offers an invalid resource.
@@ -14,7 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 from service.clinical.model import Assessment
 from service.render.content import CardContent
-from service.render.proposals import reason_references, service_request
+from service.render.proposals import (
+    TREATMENT_OPTION_SYSTEM,
+    reason_references,
+    service_request,
+)
 
 if TYPE_CHECKING:
     from service.smart.view import FullView
@@ -90,13 +94,18 @@ def mdt_service_request(
 ) -> dict[str, Any]:
     """The draft ServiceRequest referring the patient to the liver MDT, ``text`` as its note."""
     option = content.options["mdt-review"]
+    codings = [
+        {"system": TREATMENT_OPTION_SYSTEM, "code": "mdt-review", "display": option.label},
+        *option.codings,
+    ]
     resource = service_request(
         view.patient_id,
-        option.codings,
+        codings,
         option.label,
         reason_references(assessment.facts.liver_conditions),
+        content.texts["more_conditions"],
     )
-    resource["note"] = [{"text": text}]
+    resource["note"] = [{"text": text}, *resource.get("note", ())]
     _validate(resource)
     return resource
 
