@@ -24,6 +24,7 @@ from pipeline_harness import MANIFEST, evaluate_request, evaluated_at, load, man
 
 from service.clinical.model import Assessment
 from service.commands.evaluate import hook_request_of
+from service.demo_markdown import render as render_markdown
 from service.render.compact import MAX_CHARS, MAX_LINES
 from service.render.content import load_content
 from service.render.markdown import find_html
@@ -40,6 +41,7 @@ IDS = [Path(file).stem for file, _ in CASES]
 URL = re.compile(r"(?i)\b(?:https?|ftp)://|\bwww\.")
 MARKDOWN_LINK = re.compile(r"\]\(")
 TAG = re.compile(r"<[A-Za-z/!?]")
+ITEM = re.compile(r"^(?:- |\d+\. )")
 HCC_SYSTEMIC = "immune-related hepatitis"
 COLORECTAL_SYSTEMIC = "oxaliplatin"
 
@@ -94,6 +96,22 @@ def test_detail_reads_right_as_plain_text(file: str, patient_id: str) -> None:
             assert not URL.search(text), f"{field}: a web address\n{text}"
             assert not MARKDOWN_LINK.search(text), f"{field}: a Markdown link\n{text}"
             assert "\\" not in text, f"{field}: a backslash escape shows in plain text\n{text}"
+
+
+@pytest.mark.parametrize(("file", "patient_id"), CASES, ids=IDS)
+def test_detail_renders_as_intended_markdown(file: str, patient_id: str) -> None:
+    """Rendered as the CDS Hooks sandbox does (CommonMark, GitHub extensions, bare-URL
+    links; the demo page's renderer): every bullet and numbered line is a list item, bold is
+    bold, and nothing becomes a link, heading, quote or code."""
+    _, cards = evaluated(file, patient_id)
+    for card in cards:
+        markdown = card["detail"]
+        html = render_markdown(markdown)
+        items = [line for line in markdown.splitlines() if ITEM.match(line)]
+        assert html.count("<li>") == len(items), html
+        assert "**" not in html and "<strong>" in html
+        for tag in ("<a ", "<h4", "<h5", "<h6", "<blockquote", "<code", "<pre", "<table"):
+            assert tag not in html, (tag, html)
 
 
 @pytest.mark.parametrize(("file", "patient_id"), CASES, ids=IDS)
