@@ -26,8 +26,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Final, TextIO
 
-import orjson
 from prometheus_client import CollectorRegistry, Counter, Histogram, make_asgi_app
+from pythonjsonlogger.orjson import OrjsonFormatter
 from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.routing import Route
@@ -270,35 +270,48 @@ def _iso_time(created: float) -> str:
     return f"{_iso_second(seconds)}.{millis:03d}Z"
 
 
-class JsonFormatter(logging.Formatter):
+_TRACE_FIELDS: Final = {"exc_info": "exc", "stack_info": "stack"}
+
+
+class JsonFormatter(OrjsonFormatter):
     """One JSON object per line: ``time``, ``level``, ``logger``, ``event`` and extras.
 
-    ``time`` is UTC ISO 8601 with milliseconds; ``event`` is the formatted message
-    (scrubbed); extras (``hookInstance``, ``latency_ms``, ...) follow as their own keys,
-    secrets dropped. An exception adds ``exc_type`` and ``exc`` (the traceback text).
+    python-json-logger does the formatting (the record's extras, a dict logged as the
+    message, exception and stack text, orjson encoding); this class names the fields and
+    applies the redaction above to everything it collected. ``time`` is UTC ISO 8601 with
+    milliseconds; ``event`` is the formatted message (scrubbed); extras (``hookInstance``,
+    ``latency_ms``, ...) follow as their own keys, secret-named ones dropped and the rest
+    scrubbed (:func:`_clean`). An exception adds ``exc_type`` and ``exc`` (the traceback
+    text), a stack ``stack``.
     """
 
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "time": _iso_time(record.created),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "event": scrub(record.getMessage()),
-        }
-        entry.update(_access_fields(record))
-        for key, value in _extras(record).items():
-            entry.setdefault(key, value)
+    def __init__(self) -> None:
+        # No format fields: the four named fields are added below, extras by the library.
+        super().__init__([], reserved_attrs=sorted(_RECORD_ATTRS | _DROPPED_EXTRAS))
+
+    def add_fields(
+        self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
+    ) -> None:
+        collected: dict[str, Any] = {}
+        super().add_fields(collected, record, message_dict)
+        log_data["time"] = _iso_time(record.created)
+        log_data["level"] = record.levelname.lower()
+        log_data["logger"] = record.name
+        log_data["event"] = scrub(record.message)
+        log_data.update(_access_fields(record))
         if record.exc_info and record.exc_info[0] is not None:
-            entry["exc_type"] = record.exc_info[0].__name__
-            entry["exc"] = scrub(self.formatException(record.exc_info))
-        elif record.exc_text:
-            entry["exc"] = scrub(record.exc_text)
-        if record.stack_info:
-            entry["stack"] = scrub(self.formatStack(record.stack_info))
+            log_data["exc_type"] = record.exc_info[0].__name__
+        for key, value in collected.items():
+            if key in _TRACE_FIELDS:
+                log_data[_TRACE_FIELDS[key]] = scrub(str(value))
+            elif not is_secret_field(str(key)):
+                log_data.setdefault(str(key), _clean(value))
+
+    def jsonify_log_record(self, log_data: dict[str, Any]) -> str:
         try:
-            return orjson.dumps(entry, default=str).decode()
+            return super().jsonify_log_record(log_data)
         except TypeError:  # e.g. an int beyond 64 bits; the stdlib encoder copes
-            return json.dumps(entry, ensure_ascii=False, default=str, separators=(",", ":"))
+            return json.dumps(log_data, ensure_ascii=False, default=str, separators=(",", ":"))
 
 
 class TextFormatter(logging.Formatter):

@@ -122,6 +122,28 @@ def test_credentials_nested_in_structured_extras_are_dropped(
     assert entry["request"] == {"url": "https://fhir/x", "headers": {}}
 
 
+def test_a_dict_logged_as_the_message_is_redacted_like_extras(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging(Settings(log_format="json"))
+    get_logger("fhir").info({"outcome": "ok", "access_token": SECRET, "raw": f"Bearer {SECRET}"})
+    err = capsys.readouterr().err
+    assert SECRET not in err
+    (entry,) = json_lines(err)
+    assert entry["outcome"] == "ok" and "access_token" not in entry
+    assert entry["raw"] == "Bearer [redacted]"
+
+
+def test_an_integer_beyond_64_bits_is_still_one_json_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging(Settings(log_format="json"))
+    get_logger("app").info("big", extra={"n": 2**70, "event": "not ours"})
+    (entry,) = json_lines(capsys.readouterr().err)
+    assert entry["n"] == 2**70
+    assert entry["event"] == "big"  # an extra never replaces the four named fields
+
+
 def test_jwt_and_bearer_strings_in_messages_are_scrubbed(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
