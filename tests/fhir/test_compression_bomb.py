@@ -32,7 +32,7 @@ from typing import Any
 import orjson
 import pytest
 
-from service.fhir.client import FetchError, FhirClients, get_json
+from service.fhir.client import RATIO_FLOOR_BYTES, FetchError, FhirClients, get_json
 from service.settings import Settings
 
 PAGE_CAP = 1024 * 1024
@@ -192,3 +192,31 @@ async def test_codings_not_asked_for_and_broken_streams_are_refused(
             await fetch(base)
     assert failed.value.reason == "body"
     assert words in failed.value.detail
+
+
+async def test_with_the_default_page_cap_a_bomb_costs_about_one_mebibyte(bomb: bytes) -> None:
+    """Past 1 MiB inflated, more than 250-fold is a bomb: abandoned long before 20 MB."""
+    settings = replace(Settings(), fhir_timeout_s=2.0, call_budget_s=3.0)
+    async with fhir_server(Answer(bomb, "gzip")) as base:
+        tracemalloc.start()
+        try:
+            with pytest.raises(FetchError) as failed:
+                await fetch(base, settings)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert failed.value.reason == "size"
+    assert "inflates more than 250-fold" in failed.value.detail
+    assert peak < 2 * RATIO_FLOOR_BYTES + 2 * 1024 * 1024, f"peak {peak / 2**20:.1f} MiB"
+
+
+async def test_a_large_highly_compressible_page_is_not_mistaken_for_a_bomb() -> None:
+    """About 2 MB of near-identical Conditions (122-fold, beyond what real FHIR reaches)."""
+    entries = BUNDLE["entry"] * 16
+    big = {**BUNDLE, "entry": entries}
+    raw = orjson.dumps(big)
+    packed = gzip.compress(raw)
+    assert len(raw) > 2 * RATIO_FLOOR_BYTES and len(raw) / len(packed) > 100
+    settings = replace(Settings(), fhir_timeout_s=2.0, call_budget_s=3.0)
+    async with fhir_server(Answer(packed, "gzip")) as base:
+        assert await fetch(base, settings) == big
