@@ -24,6 +24,7 @@ Every loop is bounded in time and count and only talks to 127.0.0.1.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import subprocess
@@ -190,10 +191,8 @@ def slow_heads(port: int, timeout_s: float) -> None:
         time.sleep(2)
         line += 1
         for sock in sockets:
-            try:
+            with contextlib.suppress(OSError):
                 sock.sendall(b"X-Slow-%d: 1\r\n" % line)
-            except OSError:
-                pass
     for sock in sockets:
         sock.settimeout(0.5)
         try:
@@ -251,7 +250,8 @@ def main() -> int:
                     time.sleep(0.1)
             started = time.perf_counter()
             bomb = gzip_bomb()
-            print(f"(bomb built: {len(bomb) / 2**20:.1f} MiB in {time.perf_counter() - started:.1f} s)")
+            took = time.perf_counter() - started
+            print(f"(bomb built: {len(bomb) / 2**20:.1f} MiB in {took:.1f} s)")
             asyncio.run(bomb_attack(base, proc.pid, bomb_server(bomb)))
             header_flood(port, proc.pid)
             slow_heads(port, 10.0)
