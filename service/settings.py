@@ -232,8 +232,10 @@ def _check_smart(settings: Settings) -> None:
                 usable = is_https_or_loopback_http(url)
             except UrlError as exc:
                 raise SettingsError(f"{name}: {exc}") from None
-            if not usable:
-                raise SettingsError(f"{name}: https is required (http only for loopback)")
+            if not usable or (settings.auth == "required" and not url.startswith("https://")):
+                raise SettingsError(
+                    f"{name}: https is required (http only for loopback with LIVER_CDS_AUTH=off)"
+                )
     if settings.smart_session_key and len(settings.smart_session_key) < 32:
         raise SettingsError("LIVER_CDS_SMART_SESSION_KEY must be at least 32 characters")
     if settings.workers > 1:
