@@ -738,33 +738,7 @@ def liver_function_facts(
     bilirubin above normal, jaundice and the symptoms."""
     window_start = at - timedelta(days=t.lookback_days)
     show = tumour.kind is not None
-    labs: dict[LabName, Measurement] = {}
-    latest_obs: dict[str, ObservationRead] = {}
-    stale: dict[str, datetime] = {}
-    for lab in LAB_ORDER:
-        found = by_kind.get(lab)
-        if not found:
-            continue
-        if len(found) == 1:
-            latest = found[0]
-        else:
-            sign = 1.0 if lab in LAB_UNITS_HIGHER_IS_WORSE else -1.0
-            latest = max(
-                found,
-                key=lambda o: (o.time, sign * (o.quantity.unrounded if o.quantity else 0.0)),
-            )
-        if latest.time < window_start:
-            stale[lab] = latest.time
-            continue
-        labs[lab] = m = _measurement(latest)
-        latest_obs[lab] = latest
-        if show:
-            b.add(
-                lab,
-                _with_original(format_value(lab, m.value, m.unit), m.original),
-                m.date,
-                m.source,
-            )
+    labs, latest, stale = _latest_labs(by_kind, window_start, b if show else None)
 
     cirrhosis_refs = [c.ref for c in conditions.with_tag(codes.CIRRHOSIS)]
     if cirrhosis_refs:
@@ -774,66 +748,15 @@ def liver_function_facts(
     )
     enceph_points, enceph_assumed = _severity(conditions.with_tag(codes.ENCEPHALOPATHY))
 
-    # Bilirubin above the upper limit of normal, and jaundice (v2): compared unrounded, in
-    # the unit the value was reported in, against the number written for that unit.
-    above_normal = False
-    uln_used: Measurement | None = None
-    lab_jaundice = False
-    bili = latest_obs.get("bilirubin")
-    if bili is not None and bili.quantity is not None:
-        unit = bili.quantity.reported_code or bili.quantity.unit
-        uln = _uln(bili, t)
-        value = _reported(bili)
-        uln_used = Measurement(
-            uln,
-            unit,
-            bili.time,
-            bili.ref if bili.reference_high is not None else "default upper limit of normal",
-        )
-        above_normal = value > uln
-        cutoff = t.jaundice_bilirubin_umol_l if unit == "umol/L" else t.jaundice_bilirubin_mg_dl
-        lab_jaundice = value > cutoff
-        if show and above_normal:
-            source = "referenceRange" if bili.reference_high is not None else "default"
-            b.add(
-                "bilirubin_above_normal",
-                f"{value:g} {unit} above the upper limit of normal {uln:g} {unit} ({source})",
-                bili.time,
-                bili.ref,
-            )
-
+    bili = latest.get("bilirubin")
+    above_normal, uln, lab_jaundice = _bilirubin_against_limits(bili, t)
     fresh_bilirubin = [o for o in by_kind.get("bilirubin", ()) if o.time >= window_start]
-    resolved: set[str] = set()
     jaundice_conditions = conditions.with_tag(codes.SYMPTOM_PREFIX + "jaundice")
-    for c in jaundice_conditions:
-        start = c.onset or c.recorded
-        if start is None:
-            continue
-        if any(
-            o.time.date() >= start.date() and _reported(o) <= _uln(o, t) for o in fresh_bilirubin
-        ):
-            resolved.add(c.ref)
-    condition_jaundice = [c.ref for c in jaundice_conditions if c.ref not in resolved]
-    jaundice = lab_jaundice or bool(condition_jaundice)
-    if show and jaundice:
-        parts = []
-        if lab_jaundice and bili is not None:
-            parts.append(f"bilirubin {_reported(bili):g} {uln_used.unit if uln_used else ''}")
-        if condition_jaundice:
-            parts.append("jaundice recorded")
-        b.add(
-            "jaundice",
-            "yes: " + " and ".join(parts),
-            bili.time if lab_jaundice and bili else None,
-            *condition_jaundice,
-            *([bili.ref] if lab_jaundice and bili else []),
-        )
-    if show and resolved:
-        b.assumptions.append(
-            "Jaundice recorded earlier is taken as resolved: a normal bilirubin followed it ("
-            + _refs(sorted(resolved))
-            + ")."
-        )
+    resolved = _resolved_jaundice(jaundice_conditions, fresh_bilirubin, t)
+    still_jaundiced = [c.ref for c in jaundice_conditions if c.ref not in resolved]
+    jaundice = lab_jaundice or bool(still_jaundiced)
+    if show:
+        _bilirubin_evidence(b, bili, uln, above_normal, lab_jaundice, still_jaundiced, resolved)
 
     symptoms: set[Symptom] = set()
     symptom_refs: list[str] = []
@@ -857,10 +780,106 @@ def liver_function_facts(
         encephalopathy_points=enceph_points,
         encephalopathy_assumed=enceph_assumed,
         bilirubin_above_normal=above_normal,
-        bilirubin_uln=uln_used,
+        bilirubin_uln=uln,
         jaundice=jaundice,
         symptoms=frozenset(symptoms),
     )
+
+
+def _latest_labs(
+    by_kind: dict[str, list[ObservationRead]], window_start: datetime, b: _Builder | None
+) -> tuple[dict[LabName, Measurement], dict[str, ObservationRead], dict[str, datetime]]:
+    """The latest result of each lab within the lookback (on a tie the worse one), the
+    Observations they came from, and the labs whose latest result is too old (stale)."""
+    labs: dict[LabName, Measurement] = {}
+    latest_obs: dict[str, ObservationRead] = {}
+    stale: dict[str, datetime] = {}
+    for lab in LAB_ORDER:
+        found = by_kind.get(lab)
+        if not found:
+            continue
+        if len(found) == 1:
+            latest = found[0]
+        else:
+            sign = 1.0 if lab in LAB_UNITS_HIGHER_IS_WORSE else -1.0
+            latest = max(
+                found,
+                key=lambda o: (o.time, sign * (o.quantity.unrounded if o.quantity else 0.0)),
+            )
+        if latest.time < window_start:
+            stale[lab] = latest.time
+            continue
+        labs[lab] = m = _measurement(latest)
+        latest_obs[lab] = latest
+        if b is not None:
+            text = _with_original(format_value(lab, m.value, m.unit), m.original)
+            b.add(lab, text, m.date, m.source)
+    return labs, latest_obs, stale
+
+
+def _bilirubin_against_limits(
+    bili: ObservationRead | None, t: Thresholds
+) -> tuple[bool, Measurement | None, bool]:
+    """(above the upper limit of normal, the limit used, above the jaundice cut-off) for the
+    latest bilirubin: compared unrounded, in the unit it was reported in, against the number
+    written for that unit (v2)."""
+    if bili is None or bili.quantity is None:
+        return False, None, False
+    unit = bili.quantity.reported_code or bili.quantity.unit
+    limit = _uln(bili, t)
+    value = _reported(bili)
+    source = bili.ref if bili.reference_high is not None else "default upper limit of normal"
+    cutoff = t.jaundice_bilirubin_umol_l if unit == "umol/L" else t.jaundice_bilirubin_mg_dl
+    return value > limit, Measurement(limit, unit, bili.time, source), value > cutoff
+
+
+def _resolved_jaundice(
+    jaundice_conditions: Sequence[ConditionRead],
+    fresh_bilirubin: Sequence[ObservationRead],
+    t: Thresholds,
+) -> set[str]:
+    """The jaundice Conditions a bilirubin at or below its upper limit of normal, within the
+    lookback, followed: dated on or after the day of the onset, else of the recordedDate.
+    Without either date a Condition never expires (the cautious reading)."""
+    resolved: set[str] = set()
+    for c in jaundice_conditions:
+        start = c.onset or c.recorded
+        if start is not None and any(
+            o.time.date() >= start.date() and _reported(o) <= _uln(o, t) for o in fresh_bilirubin
+        ):
+            resolved.add(c.ref)
+    return resolved
+
+
+def _bilirubin_evidence(
+    b: _Builder,
+    bili: ObservationRead | None,
+    uln: Measurement | None,
+    above_normal: bool,
+    lab_jaundice: bool,
+    still_jaundiced: Sequence[str],
+    resolved: set[str],
+) -> None:
+    if bili is not None and uln is not None:
+        value = f"{_reported(bili):g} {uln.unit}"
+        if above_normal:
+            where = "referenceRange" if bili.reference_high is not None else "default"
+            b.add(
+                "bilirubin_above_normal",
+                f"{value} above the upper limit of normal {uln.value:g} {uln.unit} ({where})",
+                bili.time,
+                bili.ref,
+            )
+        if lab_jaundice:
+            b.add("jaundice", f"yes: bilirubin {value}", bili.time, bili.ref)
+    if still_jaundiced:
+        b.add("jaundice", "yes: jaundice recorded", None, *still_jaundiced)
+    if resolved:
+        b.assumptions.append(
+            "Jaundice recorded earlier is taken as resolved: a normal bilirubin followed it ("
+            + _refs(sorted(resolved))
+            + ")."
+        )
 
 
 _CHILD_PUGH_ASCITES: Final = frozenset({codes.ASCITES, codes.MALIGNANT_ASCITES})
