@@ -108,6 +108,48 @@ def test_every_patient_specific_modifier_is_worded_for_the_resections(
     assert "jaundice" in shipped.options["systemic-therapy"].modifiers
 
 
+def test_v2_risks_by_tumour_kind_and_of_margins_and_recurrence(
+    shipped: content_module.CardContent,
+) -> None:
+    """clinical-rules.md §6 v2: systemic-therapy risks by tumour kind (the colorectal
+    liver-injury line never for HCC); resection and ablation: a positive margin or incomplete
+    ablation, and recurrence in the liver."""
+    systemic = shipped.options["systemic-therapy"]
+    colorectal = " ".join(systemic.risks_for("colorectal"))
+    hcc = " ".join(systemic.risks_for("hcc"))
+    assert "oxaliplatin and irinotecan can injure the liver" in colorectal
+    assert "oxaliplatin" not in hcc and "irinotecan" not in hcc
+    for words in (
+        "immune-related hepatitis, colitis and thyroid disease",
+        "bleeding",
+        "high blood",
+    ):
+        assert words in hcc
+    assert "immune-related" not in colorectal
+    assert not any("oxaliplatin" in r for r in systemic.risks)  # not for every tumour kind
+    for code in ("resection-right-hepatectomy", "resection-left-hepatectomy", "resection-local"):
+        assert any(
+            "positive margin" in r and "recurrence" in r for r in shipped.options[code].risks
+        )
+    assert any("incomplete ablation" in r for r in shipped.options["ablation"].risks)
+
+
+def test_every_suggestion_label_says_it_proposes(shipped: content_module.CardContent) -> None:
+    labels = [o.suggestion for o in shipped.options.values()]
+    labels += [o.suggestion for o in shipped.orders.values()]
+    assert all(label.startswith("Propose ") for label in labels), labels
+
+
+def test_a_suggestion_label_that_orders_is_refused(tmp_path: Path) -> None:
+    cards = copy_cards(tmp_path)
+    edit(
+        cards,
+        "data-needed.yaml",
+        lambda d: d["orders"]["afp"].__setitem__("suggestion", "Order serum AFP"),
+    )
+    assert "data-needed.yaml: orders.afp.suggestion" in load_error(cards)
+
+
 def test_override_reasons_include_the_required_codes_with_display(
     shipped: content_module.CardContent,
 ) -> None:
