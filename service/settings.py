@@ -67,7 +67,8 @@ class Settings:
     port: Annotated[int, Positive] = 8000
     workers: int = 1
     public_url: str = "http://127.0.0.1:8000"
-    """Base URL under which EHRs call us; JWT ``aud`` must equal the URL called under it."""
+    """Base URL under which EHRs call us; JWT ``aud`` must equal the URL called under it.
+    Unset, it follows ``host`` and ``port`` (:func:`default_public_url`)."""
     cors_origins: tuple[str, ...] = ("*",)
     max_body_bytes: Annotated[int, Positive] = 5 * 1024 * 1024
     max_json_depth: Annotated[int, Positive] = 64
@@ -160,6 +161,10 @@ class Settings:
         values = _read_environment(env)
         known = set(ENVIRONMENT_VARIABLES)
         extra = {k: v for k, v in env.items() if k.startswith(PREFIX) and k not in known}
+        if not env.get(PREFIX + "PUBLIC_URL", "").strip():
+            values["public_url"] = default_public_url(
+                values.get("host", cls.host), values.get("port", cls.port)
+            )
         settings = cls(**values, extra=extra)
         settings.check()
         if settings.auth == "required" and not env.get(PREFIX + "PUBLIC_URL", "").strip():
@@ -212,6 +217,17 @@ class Settings:
     def public_base(self) -> str:
         """``public_url`` without a trailing slash."""
         return self.public_url.rstrip("/")
+
+
+def default_public_url(host: str, port: int) -> str:
+    """``http://host:port``, the URL a local client reaches the service under when
+    ``LIVER_CDS_PUBLIC_URL`` is not set; a wildcard bind address (``0.0.0.0``, ``::``)
+    becomes the loopback address, which is what a browser on the same machine uses."""
+    if host in ("", "0.0.0.0", "::", "[::]"):  # noqa: S104 (names the wildcard, binds nothing)
+        host = "127.0.0.1"
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
 
 
 def _check_smart(settings: Settings) -> None:

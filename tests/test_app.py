@@ -988,7 +988,8 @@ def _serve(monkeypatch: pytest.MonkeyPatch, argv: list[str], env: dict[str, str]
     from service.cli import main
 
     for name in ("LIVER_CDS_HOST", "LIVER_CDS_PORT", "LIVER_CDS_WORKERS", "LIVER_CDS_DEMO_ENABLED"):
-        monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv(name, "")  # recorded, so what serve exports for workers is undone
+        monkeypatch.delenv(name)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     calls: list[tuple[Any, dict[str, Any]]] = []

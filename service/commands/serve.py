@@ -7,7 +7,12 @@ defaults come from ``LIVER_CDS_HOST``, ``LIVER_CDS_PORT`` and ``LIVER_CDS_WORKER
 With one worker the app is built here and handed to uvicorn; with more, uvicorn's
 supervisor starts each worker process from the import string
 ``service.app:create_app_from_env`` (an app object cannot cross a process boundary), and
-each worker reads the same ``LIVER_CDS_*`` environment.
+each worker reads the same ``LIVER_CDS_*`` environment (``--host`` and ``--port`` are put
+into it as ``LIVER_CDS_HOST`` and ``LIVER_CDS_PORT`` for them).
+
+Unless ``LIVER_CDS_PUBLIC_URL`` is set, the public URL follows the host and port served
+(``liver-cds serve --port 9000``: ``http://127.0.0.1:9000``; see
+:func:`service.settings.default_public_url`).
 
 SIGTERM/SIGINT: uvicorn stops accepting connections, lets in-flight requests finish (up
 to :data:`GRACEFUL_SHUTDOWN_S`), then runs the app's lifespan shutdown, which closes the
@@ -17,6 +22,8 @@ FHIR clients and the store (writing every queued audit record).
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
 import sys
 from typing import Any
 
@@ -49,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
 
     from service.httpserver import BoundedHttpToolsProtocol, HeadLimits
     from service.observability import uvicorn_log_config
-    from service.settings import Settings, SettingsError
+    from service.settings import PREFIX, Settings, SettingsError, default_public_url
 
     try:
         settings = Settings.from_env()
@@ -65,6 +72,14 @@ def run(args: argparse.Namespace) -> int:
     if workers < 1:
         print(f"liver-cds: workers must be at least 1, not {workers}", file=sys.stderr)
         return 2
+
+    changes: dict[str, Any] = {"host": host, "port": port}
+    if not os.environ.get(PREFIX + "PUBLIC_URL", "").strip():
+        changes["public_url"] = default_public_url(host, port)
+    settings = dataclasses.replace(settings, **changes)
+    if workers > 1:  # each worker builds its settings from the environment it inherits
+        os.environ[PREFIX + "HOST"] = host
+        os.environ[PREFIX + "PORT"] = str(port)
 
     BoundedHttpToolsProtocol.limits = HeadLimits.from_settings(settings)
     target: Any
