@@ -1325,10 +1325,9 @@ def _missing(c: Context, rule: str, options: tuple[OfferedOption, ...]) -> tuple
                 detail="AFP above 1000 ng/mL delays a MELD exception for transplant",
             )
         )
-    if not f.procedures_checked:
-        items.append(
-            MissingItem("procedures", False, detail="previous liver surgery could not be checked")
-        )
+    # Procedures that could not be had (fhir-mapping §7): the assessment card says previous
+    # liver surgery could not be checked, "and nothing else changes" -- so no missing item,
+    # which would add a data-needed card with nothing to order.
     return tuple(items)
 
 

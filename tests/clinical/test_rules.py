@@ -1082,10 +1082,13 @@ def test_would_refine_flr_before_a_hemihepatectomy_offered_only() -> None:
     assert decide(resectable()).missing == ()
 
 
-def test_procedures_not_checked_would_refine() -> None:
+def test_procedures_not_checked_changes_nothing_else() -> None:
+    # fhir-mapping §7: without Procedures the card says previous liver surgery could not be
+    # checked, "and nothing else changes": same verdict and options, no data-needed item.
     a = decide(resectable(procedures_checked=False))
-    assert missing(a) == {"procedures": False}
-    assert a.verdict == "resectable"
+    b = decide(resectable())
+    assert missing(a) == missing(b) == {}
+    assert (a.verdict, a.options) == (b.verdict, b.options) == ("resectable", b.options)
 
 
 def test_portal_hypertension_unknown_would_refine_for_unspecified_tumour() -> None:
