@@ -188,6 +188,26 @@ def test_the_card_says_what_a_surgeon_must_read(file: str, patient_id: str) -> N
 
 
 @pytest.mark.parametrize(("file", "patient_id"), CASES, ids=IDS)
+def test_the_summary_names_only_an_option_the_card_offers(file: str, patient_id: str) -> None:
+    """cards.md v2: summaries never contradict the options (no "consider liver augmentation"
+    for a segmentectomy, no resection named that is not offered)."""
+    assessment, cards = evaluated(file, patient_id)
+    if not cards:
+        return
+    summary = assessment_card(cards)["summary"]
+    found = re.search(r"(?:consider|may be removable by) (.+?)(?: \(|;|$)", summary)
+    if found is None:
+        return
+    phrases = {o.summary: code for code, o in load_content().options.items()}
+    named = found.group(1)
+    assert named in phrases, summary
+    assert phrases[named] in assessment.offered, (summary, assessment.offered)
+    if named != "MDT review":
+        recommended_other = [c for c in assessment.recommended if c != "mdt-review"]
+        assert not recommended_other or phrases[named] == recommended_other[0], summary
+
+
+@pytest.mark.parametrize(("file", "patient_id"), CASES, ids=IDS)
 def test_the_data_needed_card_states_no_rule_the_table_does_not_apply(
     file: str, patient_id: str
 ) -> None:
