@@ -1,0 +1,123 @@
+"""What every fact group shares: the builder of evidence and notes, the Conditions indexed
+once, lab names and display helpers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Final
+
+from service.clinical.model import (
+    DataQualityNote,
+    Evidence,
+    LabName,
+)
+from service.fhir.read import (
+    ConditionRead,
+    Selection,
+)
+
+LAB_UNITS_HIGHER_IS_WORSE: Final = frozenset({"bilirubin", "inr", "creatinine", "afp", "cea"})
+"""For two results at the same instant the worse one is kept (deterministic, conservative)."""
+
+
+LAB_ORDER: Final[tuple[LabName, ...]] = (
+    "bilirubin",
+    "albumin",
+    "inr",
+    "platelets",
+    "creatinine",
+    "sodium",
+    "afp",
+    "cea",
+)
+
+
+LAB_LABELS: Final[dict[str, str]] = {
+    "bilirubin": "bilirubin",
+    "albumin": "albumin",
+    "inr": "INR",
+    "platelets": "platelets",
+    "creatinine": "creatinine",
+    "sodium": "sodium",
+    "afp": "AFP",
+    "cea": "CEA",
+}
+
+
+_PRECISION_1: Final = frozenset({"bilirubin", "albumin", "creatinine"})
+
+
+def completed_months(start: datetime, end: datetime) -> int:
+    """Whole calendar months from ``start`` to ``end`` (0 if ``end`` is not later).
+
+    Calendar months, not days / 30.44: an interval from 1 March to 1 March is 12 months
+    whether or not it spans 29 February, so Fong's "< 12 months" gives the same point for
+    the same dates a clinician counts on a calendar.
+    """
+    months = (end.year - start.year) * 12 + (end.month - start.month)
+    if end.day < start.day:
+        months -= 1
+    return max(0, months)
+
+
+def completed_years(birth: date, at: datetime) -> int:
+    """Completed years at ``at`` (the age a clinician counts on a calendar)."""
+    d = at.astimezone(UTC).date()
+    return d.year - birth.year - ((d.month, d.day) < (birth.month, birth.day))
+
+
+def format_value(kind: str, value: float, unit: str) -> str:
+    """``2.0 mg/dL``, ``1.3`` (INR), ``95 10^9/L`` — at the reporting precision."""
+    text = f"{value:.1f}" if kind in _PRECISION_1 else f"{value:g}"
+    return f"{text} {unit}".strip()
+
+
+@dataclass
+class Builder:
+    """What every fact group writes besides its record: evidence lines, notes, assumptions."""
+
+    evidence: list[Evidence] = field(default_factory=list)
+    notes: list[DataQualityNote] = field(default_factory=list)
+    assumptions: list[str] = field(default_factory=list)
+
+    def add(self, fact: str, value: str, date: datetime | None, *sources: str) -> None:
+        self.evidence.append(Evidence(fact, value, date, tuple(dict.fromkeys(sources))))
+
+
+@dataclass(frozen=True)
+class ConditionIndex:
+    """The selection's Conditions as the fact groups read them."""
+
+    current: tuple[ConditionRead, ...]
+    """Current Conditions (fhir-mapping §1)."""
+    usable: tuple[ConditionRead, ...]
+    """Every Condition not refuted or entered in error, whatever its clinical status."""
+    by_id: dict[str, ConditionRead]
+    linked_unclassified: frozenset[str]
+    """Ids of this patient's usable Conditions the rules do not read that a related-primary
+    link names (primary site ``other``)."""
+
+    def with_tag(self, tag: str) -> list[ConditionRead]:
+        return [c for c in self.current if tag in c.tags]
+
+
+def index_conditions(sel: Selection) -> ConditionIndex:
+    return ConditionIndex(
+        current=tuple(c for c in sel.conditions if c.current),
+        usable=tuple(c for c in sel.conditions if c.usable),
+        by_id={c.id: c for c in sel.conditions if c.id is not None},
+        linked_unclassified=sel.linked_unclassified,
+    )
+
+
+def refs_text(refs: list[str], limit: int = 5) -> str:
+    unique = list(dict.fromkeys(refs))
+    text = ", ".join(unique[:limit])
+    if len(unique) > limit:
+        text += f" and {len(unique) - limit} more"
+    return text
+
+
+def with_original(text: str, original: str | None) -> str:
+    return f"{text} (reported {original})" if original else text
