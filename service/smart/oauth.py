@@ -22,7 +22,7 @@ it), as is one that does not list ``launch-ehr``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import httpx
@@ -168,7 +168,7 @@ def authorization_request(
 
 @dataclass(frozen=True)
 class TokenResponse:
-    access_token: str
+    access_token: str = field(repr=False)
     patient: str
     scope: str
     expires_in: float | None
