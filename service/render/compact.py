@@ -185,8 +185,11 @@ def _where(content: CardContent, facts: Facts) -> str:
     if not parts:
         return ""
     imaging = _imaging_date(facts)
+    stale = [facts.stale[k] for k in IMAGING_FACTS if k in facts.stale]
     if imaging is not None:
         parts.append(templates.fill(card["imaging_date"], {"date": md.day(imaging)}))
+    elif stale:  # a scan older than the imaging lookback: recorded, but out of date
+        parts.append(templates.fill(card["imaging_stale"], {"date": md.day(max(stale))}))
     else:
         parts.append(card["no_imaging_date"])
     return templates.fill(card["where"], {"parts": "; ".join(parts)})
@@ -209,6 +212,10 @@ def _place(content: CardContent, facts: Facts) -> str:
             facts.distribution, md.text(facts.distribution)
         )
     return ""
+
+
+IMAGING_FACTS: tuple[str, ...] = ("lesion_count", "largest_cm", "flr_percent")
+"""Facts read from imaging whose staleness ``Facts.stale`` records (the scan's date)."""
 
 
 def _imaging_date(facts: Facts) -> datetime | None:

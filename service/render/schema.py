@@ -99,6 +99,7 @@ CARD_TEXTS: dict[str, tuple[str, ...]] = {
     "lesions": ("count",),
     "largest": ("size",),
     "imaging_date": ("date",),
+    "imaging_stale": ("date",),
     "no_imaging_date": (),
     "liver": ("parts",),
     "child_pugh": ("category", "points"),

@@ -186,6 +186,23 @@ def test_unchecked_procedures_are_said_when_surgery_is_in_view() -> None:
     assert "could not be checked" not in not_surgical
 
 
+def test_out_of_date_imaging_is_named_with_its_date() -> None:
+    stale = datetime(2026, 2, 1, tzinfo=UTC)
+    text = detail(
+        b.colorectal_right(
+            lesion_count=None,
+            largest_cm=None,
+            imaging_date=None,
+            stale={"lesion_count": stale, "largest_cm": stale},
+            verdict="indeterminate",
+            rule="5",
+            options=(OfferedOption("mdt-review", True, rule="5"),),
+            missing=(MissingItem("lesion-count", True, stale_since=stale),),
+        )
+    )
+    assert "- Where: right (segments VI, VII); latest imaging 2026-02-01, out of date" in text
+
+
 def test_bilirubin_above_normal_and_jaundice_are_named_with_the_limit() -> None:
     text = detail(
         b.colorectal_right(
