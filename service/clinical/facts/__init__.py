@@ -1,26 +1,32 @@
 """From the records :func:`service.fhir.read.select` hands over to the facts of clinical-rules §2.
 
 Reading (types, dates, units, statuses) is ``service/fhir/read.py``: it hands over one
-:class:`~service.fhir.read.Selection` of typed records, and this module works on those
+:class:`~service.fhir.read.Selection` of typed records, and this package works on those
 alone. It does the clinical aggregation fhir-mapping.md describes, one function per fact
 group of clinical-rules §2, each returning a small frozen record:
 
-==========================  ===========================================================
-:func:`tumour_facts`        tumour kind, confirmation, primary site (§2, §4)
-:func:`extrahepatic_facts`  extrahepatic disease and its sites, macrovascular invasion
-:func:`imaging_facts`       lesion count, largest size, FLR, with the imaging lookback
-:func:`distribution_facts`  distribution, single segment / section, surface (§3)
-:func:`liver_function_facts`  labs in the lookback, cirrhosis, ascites, encephalopathy,
-                            bilirubin above normal, jaundice, symptoms
-:func:`performance_facts`   ECOG (or Karnofsky)
-:func:`portal_hypertension_facts`  portal hypertension and how it was judged
-:func:`procedure_facts`     previous liver resection (§8)
-:func:`patient_facts`       age, deceased (§9)
-:func:`fong_inputs`         node status and disease-free interval (§4 Fong)
-==========================  ===========================================================
+================================  =============  ===============================================
+function                          module         facts
+================================  =============  ===============================================
+:func:`tumour_facts`              ``tumour``     tumour kind, confirmation, primary site
+:func:`extrahepatic_facts`        ``tumour``     extrahepatic disease and its sites,
+                                                 macrovascular invasion
+:func:`fong_inputs`               ``tumour``     node status, disease-free interval (Fong)
+:func:`imaging_facts`             ``imaging``    lesion count, largest size, FLR, with the
+                                                 imaging lookback
+:func:`distribution_facts`        ``imaging``    distribution, single segment / section, surface
+:func:`liver_function_facts`      ``liver``      labs in the lookback, cirrhosis, ascites,
+                                                 encephalopathy, bilirubin above normal,
+                                                 jaundice, symptoms
+:func:`portal_hypertension_facts` ``liver``      portal hypertension and how it was judged
+:func:`performance_facts`         ``patient``    ECOG (or Karnofsky)
+:func:`procedure_facts`           ``patient``    previous liver resection (fhir-mapping §8)
+:func:`patient_facts`             ``patient``    age, deceased (fhir-mapping §9)
+================================  =============  ===============================================
 
-:func:`facts_from_selection` composes them into :class:`~service.clinical.model.Facts`.
-Pure: the evaluation time is an argument.
+:func:`facts_from_selection` composes them into :class:`~service.clinical.model.Facts`;
+``base`` holds what they share (the evidence builder, the Conditions indexed once). Pure:
+the evaluation time is an argument.
 """
 
 from __future__ import annotations
