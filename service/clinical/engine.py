@@ -1,7 +1,7 @@
 """The one entry point of the clinical engine: raw FHIR resources in, an assessment out.
 
     resources -> select (by type and code, this patient only)   service/fhir/read.py
-              -> facts (clinical-rules.md §2)                   facts.py
+              -> facts (clinical-rules.md §2)                   facts/
               -> scores (§4) and the decision table (§3)        scores.py, rules.py
 
 Pure: no I/O, no clock (the evaluation time ``at`` is an argument), never raises on bad

@@ -1,6 +1,6 @@
 """The clinical engine's vocabulary: facts in, assessment out.
 
-These value types are the contract between the engine (``facts.py``, ``scores.py``,
+These value types are the contract between the engine (``facts/``, ``scores.py``,
 ``rules.py``), the card renderer (``service/render``) and the CLI. They are plain frozen
 dataclasses: no FHIR, no HTTP, nothing that does I/O. Names follow
 ``shared/spec/clinical-rules.md`` so a reader can put the spec and the code side by side.
