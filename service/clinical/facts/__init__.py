@@ -171,7 +171,7 @@ def facts_from_selection(
     imaging = imaging_facts(by_kind, at, t, b)
     where = distribution_facts(tumour, imaging.sites, b)
     liver = liver_function_facts(conditions, by_kind, tumour, at, t, b)
-    portal = portal_hypertension_facts(conditions, liver, tumour.kind, t, b)
+    portal = portal_hypertension_facts(conditions, liver, tumour.kinds, t, b)
     performance = performance_facts(by_kind, at, t, b)
     procedures = procedure_facts(sel.procedures, sel.procedures_checked, b)
     patient = patient_facts(sel.patient, at, b)

@@ -258,7 +258,7 @@ class PortalHypertensionFacts:
 def portal_hypertension_facts(
     conditions: ConditionIndex,
     liver: LiverFunctionFacts,
-    tumour_kind: TumourKind | None,
+    liver_kinds: frozenset[TumourKind],
     t: Thresholds,
     b: Builder,
 ) -> PortalHypertensionFacts:
@@ -270,7 +270,7 @@ def portal_hypertension_facts(
         b.add("portal_hypertension", "present (recorded)", None, *ph_refs)
         return PortalHypertensionFacts("present", "condition")
     ascites_refs = [c.ref for c in conditions.with_tag(codes.ASCITES)]
-    if ascites_refs and (liver.cirrhosis or tumour_kind == "hcc"):
+    if ascites_refs and (liver.cirrhosis or "hcc" in liver_kinds):
         why = "cirrhosis" if liver.cirrhosis else "hcc"
         b.add("portal_hypertension", f"present (ascites with {why})", None, *ascites_refs)
         return PortalHypertensionFacts("present", "ascites")
