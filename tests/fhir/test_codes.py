@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
+from reference_data import SPEC_ENV, missing, spec_document
 
 from service.fhir import codes
 from service.fhir.codes import condition_tags, icd10_tags, observation_kind
 
-SPEC = Path(__file__).resolve().parents[2].parent / "shared" / "spec" / "fhir-mapping.md"
+SPEC = spec_document("fhir-mapping.md")
 
 
 def kinds(code: str) -> set[str]:
@@ -150,11 +150,12 @@ def test_wrong_site_codes_from_public_examples_are_never_liver_sites() -> None:
         assert code not in codes.LIVER_SITES
 
 
-@pytest.mark.skipif(not SPEC.exists(), reason=f"spec not found at {SPEC}")
+@pytest.mark.skipif(SPEC is None, reason=missing(SPEC_ENV, "the specification's fhir-mapping.md"))
 def test_every_code_is_in_the_spec() -> None:
     """No invented codes: every SNOMED, ICD-10-CM and LOINC code here appears in
     fhir-mapping.md. The ECOG answer codes are the LOINC answer list the spec names by its
     range (LA9622-7..LA9627-6), so only its two ends are in the text."""
+    assert SPEC is not None
     text = SPEC.read_text(encoding="utf-8")
     for code in (
         *codes.SNOMED_CONDITIONS,

@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 import pytest
 from app_harness import HOOK_URL, hook_request, make_settings, running_app
+from reference_data import us_core_examples
 
 from service.clinical.model import Assessment
 from service.fhir.bundle import unpack
@@ -38,7 +39,6 @@ if str(ROOT) not in sys.path:
 from bench import workloads  # noqa: E402
 
 FIXTURES = ROOT / "fixtures"
-US_CORE = ROOT.parent / "shared" / "reference" / "us-core-examples"
 SETTINGS = Settings(max_body_bytes=16 * 1024 * 1024)
 SERVICE = find_service("liver-metastasis-resectability")
 MANIFEST = json.loads((FIXTURES / "manifest.json").read_text(encoding="utf-8"))
@@ -106,11 +106,10 @@ def _with_junk(request: dict[str, Any]) -> dict[str, Any]:
             }
         },
     ]
-    if US_CORE.is_dir():
-        for path in sorted(US_CORE.rglob("*.json")):
-            resource = json.loads(path.read_text(encoding="utf-8"))
-            if isinstance(resource, dict) and resource.get("resourceType") == "Observation":
-                entries.append({"resource": resource})
+    for path in us_core_examples():  # with TEST_US_CORE_DIR set, real-world junk as well
+        resource = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(resource, dict) and resource.get("resourceType") == "Observation":
+            entries.append({"resource": resource})
     return out
 
 

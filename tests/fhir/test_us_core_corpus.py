@@ -5,8 +5,8 @@ Every example is read by the engine without error (as the data of its own patien
 synthetic colorectal patient's resources does not change that patient's verdict — neither
 when they belong to another patient nor when they share the patient's id.
 
-The corpus lives in ``../shared/reference/us-core-examples`` relative to the repository
-root; the tests skip with a reason when it is absent.
+The corpus is not part of the repository: ``TEST_US_CORE_DIR`` names it (see
+``reference_data.py`` and the README); the tests skip with that reason when it is not set.
 """
 
 from __future__ import annotations
@@ -17,16 +17,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from reference_data import US_CORE_ENV, missing, us_core_directory, us_core_examples
 
 from service.clinical.engine import assess
 from service.clinical.model import Assessment
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "us-core-examples"
-FILES = sorted(CORPUS.rglob("*.json")) if CORPUS.is_dir() else []
+CORPUS = us_core_directory() or Path()
+FILES = us_core_examples()
 AT = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 RECENT = "2026-05-25T09:00:00Z"
 
-pytestmark = pytest.mark.skipif(not FILES, reason=f"US Core examples not found at {CORPUS}")
+pytestmark = pytest.mark.skipif(
+    not FILES, reason=missing(US_CORE_ENV, "the HL7 US Core example resources")
+)
 
 SCT = "http://snomed.info/sct"
 ICD = "http://hl7.org/fhir/sid/icd-10-cm"
