@@ -17,7 +17,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import msgspec
@@ -916,11 +916,3 @@ def _names_liver_resection(r: Mapping[str, Any], code: object) -> bool:
             if any(word in lowered for word in codes.RESECTION_WORDS):
                 return True
     return False
-
-
-def age_at(birth: When, at: datetime) -> int:
-    """Completed years at ``at``; a partial birth date counts from its earliest day, which
-    gives the oldest possible age (conservative for age limits such as TransMet's 65)."""
-    b: date = birth.at.date()
-    d = at.astimezone(UTC).date()
-    return d.year - b.year - ((d.month, d.day) < (b.month, b.day))

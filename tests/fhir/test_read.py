@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from service.clinical.facts import completed_years
 from service.fhir.read import (
     DateError,
-    age_at,
     parse_birth_date,
     parse_when,
     resource_ref,
@@ -78,13 +78,19 @@ def test_parse_when_rejects(text: Any) -> None:
 
 
 def test_birth_date_is_a_date_and_age_counts_completed_years() -> None:
+    # The age itself is a fact (service/clinical/facts): counted from the earliest day a
+    # partial birth date can mean, which gives the oldest possible age.
     with pytest.raises(DateError):
         parse_birth_date("1960-01-01T00:00:00Z")
     at = datetime(2026, 6, 1, tzinfo=UTC)
-    assert age_at(parse_birth_date("1960-06-01"), at) == 66
-    assert age_at(parse_birth_date("1960-06-02"), at) == 65
-    assert age_at(parse_birth_date("1960-07"), at) == 65
-    assert age_at(parse_birth_date("1960"), at) == 66  # earliest possible birth: oldest age
+
+    def age(birth: str) -> int:
+        return completed_years(parse_birth_date(birth).at.date(), at)
+
+    assert age("1960-06-01") == 66
+    assert age("1960-06-02") == 65
+    assert age("1960-07") == 65
+    assert age("1960") == 66  # earliest possible birth: oldest age
 
 
 # --- prefetch shapes -----------------------------------------------------------------------------
