@@ -109,8 +109,14 @@ def _make_safe(state: object) -> None:
 
 def _safe_inline(children: list[Token]) -> list[Token]:
     out: list[Token] = []
-    in_link = in_unsafe_link = False  # links do not nest in CommonMark
-    for token in children:
+    in_link = in_unsafe_link = not_a_link = False  # links do not nest in CommonMark
+    for index, token in enumerate(children):
+        if token.type == "link_open" and not _gfm_autolink(token, children[index + 1 :]):
+            not_a_link = True  # a bare "name.md" linkify-it took for a domain: text, as on GitHub
+            continue
+        if token.type == "link_close" and not_a_link:
+            not_a_link = False
+            continue
         if token.type == "link_open":
             in_link = True
         elif token.type == "link_close":
@@ -128,6 +134,17 @@ def _safe_inline(children: list[Token]) -> list[Token]:
                 token.attrSet("target", "_blank")
             out.append(token)
     return out
+
+
+def _gfm_autolink(link: Token, rest: list[Token]) -> bool:
+    """Whether a link is one GitHub shows as a link: any written link, and of the bare
+    URLs linkify-it finds only those GitHub links too (starting with a scheme or ``www.``,
+    or an e-mail address), not a bare ``host.tld`` such as ``clinical-rules.md``."""
+    if link.markup != "linkify":
+        return True
+    text = rest[0].content if rest and rest[0].type == "text" else ""
+    lowered = text.lower()
+    return lowered.startswith(("http://", "https://", "mailto:", "www.")) or "@" in text
 
 
 def _unsafe_link_open() -> Token:

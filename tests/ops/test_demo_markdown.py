@@ -61,6 +61,8 @@ RENDERED = [
         'https://e.org/x</a> or <a href="http://www.example.org" target="_blank" '
         'rel="noopener noreferrer">www.example.org</a></p>\n',
     ),
+    # A bare host name is text, as on GitHub (linkify-it alone would link "rules.md").
+    ("see clinical-rules.md or example.com", "<p>see clinical-rules.md or example.com</p>\n"),
     (
         "<https://example.org/bclc>",
         '<p><a href="https://example.org/bclc" target="_blank" rel="noopener noreferrer">'
