@@ -189,7 +189,14 @@ def _schemas() -> dict[str, Any]:
                 "access_token": {"type": "string", "pattern": r"\S"},
                 "token_type": {"type": "string", "enum": ["Bearer"]},
                 "expires_in": {"type": "integer", "minimum": 0},
-                "scope": {"type": "string", "pattern": r"\S"},
+                "scope": {
+                    "type": "string",
+                    "pattern": r"\S",
+                    "description": (
+                        "SMART scopes, v1 (patient/Observation.read) or v2 "
+                        "(patient/Observation.rs, optionally ?search-parameters) syntax."
+                    ),
+                },
                 "subject": {"type": "string", "pattern": r"\S"},
                 "patient": {"type": "string", "pattern": r"\S"},
             },
