@@ -29,7 +29,7 @@ from typing import Any, Final, TextIO
 from prometheus_client import CollectorRegistry, Counter, Histogram, make_asgi_app
 from pythonjsonlogger.orjson import OrjsonFormatter
 from starlette.datastructures import Headers
-from starlette.responses import Response
+from starlette.exceptions import HTTPException
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -136,9 +136,8 @@ class _MetricsApp:
         if self._allows is not None:
             authorization = Headers(scope=scope).get("authorization")
             if not self._allows(authorization):
-                response = Response(b'{"error":"not found"}', 404, media_type="application/json")
-                await response(scope, receive, send)
-                return
+                # The application's own 404 for an unknown path, byte for byte.
+                raise HTTPException(status_code=404)
         await self._app(scope, receive, send)
 
 
