@@ -265,10 +265,10 @@ ALLOWED_JWT_ALGORITHMS = frozenset({"ES384", "RS384", "ES256", "RS256", "ES512",
 """Asymmetric algorithms only: never ``none`` nor any HS* (CDS Hooks 2.0, Trusting CDS Clients)."""
 
 
-_SECRET_FIELDS = frozenset(
-    {"audit_key", "smart_client_secret", "smart_session_key", "database_url", "redis_url"}
-)
-"""Fields whose value is never repeated in an error message (keys, or URLs with a password)."""
+_SECRET_FIELDS = frozenset({"database_url", "redis_url"})
+"""Fields whose value is never repeated in an error message, besides every field named like a
+secret (:data:`_SECRET_WORDS`): URLs that may carry a password."""
+_SECRET_WORDS = ("key", "secret", "token", "password")
 
 
 def _read_environment(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -378,7 +378,8 @@ def _describe(exc: ValidationError) -> str:
         phrase = "must be positive"
     else:
         phrase = str(error["msg"]).replace("Input should be", "must be")
-    if attr in _SECRET_FIELDS or not isinstance(error.get("input"), str):
+    secret = attr in _SECRET_FIELDS or any(word in attr for word in _SECRET_WORDS)
+    if secret or not isinstance(error.get("input"), str):
         return f"{name} {phrase}"
     return f"{name} {phrase}, not {error['input']!r}"
 
