@@ -368,13 +368,16 @@ async def test_feedback_with_extension_and_unknown_fields_is_stored() -> None:
         someFutureField=True,
     )
     del item["acceptedSuggestions"]
+    accepted = feedback_item(extension=EXTENSION)
+    accepted["acceptedSuggestions"][0]["extension"] = EXTENSION
     async with running_app() as app:
         response = await app.client.post(
-            FEEDBACK_URL, json={"feedback": [item], "extension": EXTENSION, "other": 1}
+            FEEDBACK_URL, json={"feedback": [item, accepted], "extension": EXTENSION, "other": 1}
         )
         stored = app.store.feedback
     assert response.status_code == 200, response.text
-    (saved,) = stored
+    saved, kept = stored
+    assert kept.accepted_suggestions == (accepted["acceptedSuggestions"][0]["id"],)
     assert saved.override_reason_code == "patient-contraindication"
     assert saved.override_reason_system == (
         "http://terminology.hl7.org/CodeSystem/non-adherence-reason-codes"
