@@ -514,9 +514,14 @@ async def test_critical_appears_only_for_order_sign_hard_stops(tmp_path: Path) -
             request = json.loads((FIXTURES / case["file"]).read_text())
             response = await app.client.post(f"/cds-services/{ORDER_SERVICE_ID}", json=request)
             assert response.status_code == 200, (case["file"], response.text)
-            critical = sum(card["indicator"] == "critical" for card in response.json()["cards"])
+            cards = response.json()["cards"]
+            critical = sum(card["indicator"] == "critical" for card in cards)
             expected = sum(item["indicator"] == "critical" for item in case["expected"])
             assert critical == expected, case["file"]
+            for card in cards:  # the shape Epic turns into order proposals, here too
+                if "suggestions" in card:
+                    assert card["selectionBehavior"] == "any", case["file"]
+                assert all(len(s["actions"]) == 1 for s in card.get("suggestions", []))
 
 
 def test_the_profiles_name_their_documentation_and_what_is_invented() -> None:
