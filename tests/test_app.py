@@ -1002,10 +1002,17 @@ def _serve(monkeypatch: pytest.MonkeyPatch, argv: list[str], env: dict[str, str]
 def test_serve_runs_uvicorn_with_uvloop_and_httptools_on_the_settings_defaults(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    from service.httpserver import BoundedHttpToolsProtocol
+
     target, options = _serve(monkeypatch, [], {"LIVER_CDS_PORT": "8123"})
     assert callable(target)  # the app itself with one worker
     assert options["host"] == "127.0.0.1" and options["port"] == 8123
-    assert options["loop"] == "uvloop" and options["http"] == "httptools"
+    assert options["loop"] == "uvloop"
+    # httptools, through the subclass that bounds request heads (service/httpserver.py).
+    assert options["http"] is BoundedHttpToolsProtocol
+    assert issubclass(BoundedHttpToolsProtocol, HttpToolsProtocol)
     assert options["lifespan"] == "on"
     assert options["factory"] is False and options["workers"] is None
     assert options["timeout_graceful_shutdown"] > 0
