@@ -1193,13 +1193,14 @@ def _afp_note(facts: Facts, options: tuple[OfferedOption, ...], t: Thresholds) -
 
 _CP_LABS: Final = (("bilirubin", "bilirubin"), ("albumin", "albumin"), ("inr", "INR"))
 _STALE_KEYS: Final = {
-    "lesion-count": ("lesion_count", "lesion-count"),
-    "largest-size": ("largest_cm", "largest-size"),
-    "flr": ("flr_percent", "flr"),
-    "distribution": ("distribution",),
-    "afp": ("afp",),
+    "lesion-count": "lesion_count",
+    "largest-size": "largest_cm",
+    "flr": "flr_percent",
+    "distribution": "distribution",
+    "afp": "afp",
 }
-"""Names under which the facts side may record a stale value (``Facts.stale``)."""
+"""Missing item -> the name under which the facts side records a stale value
+(``Facts.stale``: the §2 fact name, or the lab name)."""
 
 
 def _stale_since(facts: Facts, *names: str) -> datetime | None:
@@ -1208,7 +1209,7 @@ def _stale_since(facts: Facts, *names: str) -> datetime | None:
 
 
 def _stale(facts: Facts, item: str) -> datetime | None:
-    return _stale_since(facts, *_STALE_KEYS[item])
+    return _stale_since(facts, _STALE_KEYS[item])
 
 
 def _missing(c: Context, rule: str, options: tuple[OfferedOption, ...]) -> tuple[MissingItem, ...]:
