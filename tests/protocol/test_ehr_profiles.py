@@ -213,7 +213,7 @@ def epic_setup(epic: dict[str, Any], keys: dict[str, Key]) -> tuple[Ehr, list[di
 
 
 def epic_request(epic: dict[str, Any], org: dict[str, Any]) -> dict[str, Any]:
-    request = copy.deepcopy(epic["request"])
+    request: dict[str, Any] = copy.deepcopy(epic["request"])
     request["prefetch"] = base_request(epic["base_fixture"], epic["patient_id"])["prefetch"]
     request["fhirServer"] = org["iss"]  # the organisation's FHIR endpoint
     request["hookInstance"] = str(uuid.uuid4())
@@ -401,7 +401,7 @@ def oracle_token(oracle: dict[str, Any], key: Key, aud: str, **changes: Any) -> 
 
 
 def oracle_request(oracle: dict[str, Any]) -> dict[str, Any]:
-    request = copy.deepcopy(oracle["request"])
+    request: dict[str, Any] = copy.deepcopy(oracle["request"])
     request["hookInstance"] = str(uuid.uuid4())
     return request
 
