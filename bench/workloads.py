@@ -209,6 +209,20 @@ def searchset(resources: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def procedures() -> list[dict[str, Any]]:
+    """The patient's recorded procedures: the colectomy of the primary, no liver surgery."""
+    return [
+        {
+            "resourceType": "Procedure",
+            "id": "bench-colectomy",
+            "status": "completed",
+            "subject": {"reference": f"Patient/{PATIENT_ID}"},
+            "code": {"text": "Partial colectomy with anastomosis"},
+            "performedDateTime": (EVALUATED_AT - timedelta(days=120)).isoformat(),
+        }
+    ]
+
+
 def hook_request(unrelated_obs: int, unrelated_cond: int = 30) -> dict[str, Any]:
     """A patient-view hook request with every prefetch key filled."""
     patient, conditions, observations = clinical_resources()
@@ -220,6 +234,7 @@ def hook_request(unrelated_obs: int, unrelated_cond: int = 30) -> dict[str, Any]
             "patient": patient,
             "conditions": searchset(conditions + unrelated_conditions(unrelated_cond)),
             "observations": searchset(observations + unrelated_observations(unrelated_obs)),
+            "procedures": searchset(procedures()),
         },
     }
 
@@ -248,7 +263,10 @@ def w3(fhir_server: str, access_token: str | None = None) -> dict[str, Any]:
             "access_token": access_token,
             "token_type": "Bearer",
             "expires_in": 3600,
-            "scope": "patient/Patient.read patient/Condition.read patient/Observation.read",
+            "scope": (
+                "patient/Patient.read patient/Condition.read patient/Observation.read "
+                "patient/Procedure.read"
+            ),
             "subject": "liver-cds-bench",
         }
     return request
@@ -263,4 +281,5 @@ def w3_resources() -> list[dict[str, Any]]:
         *unrelated_conditions(30),
         *observations,
         *unrelated_observations(300),
+        *procedures(),
     ]

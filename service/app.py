@@ -42,8 +42,7 @@ from starlette.routing import BaseRoute, Route
 from service import observability
 from service.fhir import prefetch
 from service.fhir.client import FhirClients
-from service.fhir.skim import HookBodyParser
-from service.jsondepth import load_json
+from service.fhir.skim import body_parser
 from service.observability import FEEDBACK_ITEMS, HOOK_CALLS, HOOK_LATENCY, get_logger
 from service.openapi import openapi_document
 from service.pipeline import DataAccess, evaluate
@@ -370,9 +369,7 @@ class _Handlers:
         # Each service's hook body is parsed for its declared prefetch (service/fhir/skim.py);
         # strict mode validates every input resource, so it needs every one built.
         self._hook_parsers: dict[str, Callable[[bytes, int], Any]] = {
-            service.id: load_json
-            if runtime.settings.strict_fhir
-            else HookBodyParser(service.prefetch)
+            service.id: body_parser(service.prefetch, strict=runtime.settings.strict_fhir)
             for service in SERVICES
         }
 

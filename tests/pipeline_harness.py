@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from service.fhir.skim import HookBodyParser
+from service.fhir.skim import body_parser
 from service.pipeline import Evaluation, evaluate
 from service.protocol import find_service, parse_hook_request
 from service.protocol.declaration import SERVICES, ServiceDeclaration
@@ -52,12 +52,19 @@ def evaluate_request(
     request: dict[str, Any], *, at: datetime, settings: Settings | None = None
 ) -> Evaluation:
     """The request's bytes parsed and checked as the hook endpoint does, then evaluated."""
+    return asyncio.run(evaluate_request_async(request, at=at, settings=settings))
+
+
+async def evaluate_request_async(
+    request: dict[str, Any], *, at: datetime, settings: Settings | None = None
+) -> Evaluation:
+    """:func:`evaluate_request` for a test that already runs an event loop."""
     settings = settings or Settings()
     service = service_for(request)
     body = orjson.dumps(request)
-    data = HookBodyParser(service.prefetch)(body, settings.max_json_depth)
+    data = body_parser(service.prefetch, strict=settings.strict_fhir)(body, settings.max_json_depth)
     hook = parse_hook_request(data, service)
-    return asyncio.run(evaluate(service, hook, settings=settings, at=at))
+    return await evaluate(service, hook, settings=settings, at=at)
 
 
 def load(file: str) -> dict[str, Any]:

@@ -133,10 +133,11 @@ async def test_discovery_lists_the_service_with_its_prefetch() -> None:
         response = await app.client.get("/cds-services")
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
-    (service,) = response.json()["services"]
+    service, order_check = response.json()["services"]
     assert service["id"] == "liver-metastasis-resectability"
     assert service["hook"] == "patient-view"
-    assert set(service["prefetch"]) == {"patient", "conditions", "observations"}
+    assert set(service["prefetch"]) == {"patient", "conditions", "observations", "procedures"}
+    assert (order_check["hook"], order_check["prefetch"]) == ("order-sign", service["prefetch"])
     assert service["prefetch"]["patient"] == "Patient/{{context.patientId}}"
 
 
@@ -288,7 +289,12 @@ async def test_missing_keys_are_fetched_from_fhir_server_with_the_bearer_token()
         response = await post_hook(app.client, body)
     assert response.status_code == 200, response.text
     paths = sorted(r.url.path for r in transport.requests)
-    assert paths == ["/fhir/Condition", "/fhir/Observation", f"/fhir/Patient/{PATIENT_ID}"]
+    assert paths == [
+        "/fhir/Condition",
+        "/fhir/Observation",
+        f"/fhir/Patient/{PATIENT_ID}",
+        "/fhir/Procedure",
+    ]
     assert {r.headers["authorization"] for r in transport.requests} == {"Bearer opaque-token"}
     assert {r.url.host for r in transport.requests} == {"ehr.example"}
 

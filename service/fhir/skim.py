@@ -51,7 +51,7 @@ from service.fhir.codes import OBSERVATION_CODES
 from service.fhir.prefetch import expected_type
 from service.jsondepth import JsonTooDeep, check_depth, load_json
 
-__all__ = ["SKIPPED_OBSERVATION", "HookBodyParser", "parse_hook_body"]
+__all__ = ["SKIPPED_OBSERVATION", "HookBodyParser", "body_parser", "parse_hook_body"]
 
 _ABSENT: Final = msgspec.Raw()
 """Default of a ``Raw`` field whose key is absent (a present value is never empty)."""
@@ -351,3 +351,10 @@ class HookBodyParser:
             data["prefetch"] = values
         built.check_depth(max_depth)
         return data
+
+
+def body_parser(templates: Mapping[str, str], *, strict: bool) -> Callable[[bytes, int], Any]:
+    """How a service's hook bodies are parsed: the skim for its declared prefetch, or, in
+    strict mode (which validates every input resource, so needs every one built), the full
+    parse. The hook endpoint and the tests that replay fixtures both take it from here."""
+    return load_json if strict else HookBodyParser(templates)

@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 import pytest
 from app_harness import HOOK_URL, hook_request, make_settings, running_app
+from pipeline_harness import evaluate_request_async
 from reference_data import us_core_examples
 
 from service.clinical.model import Assessment
@@ -220,8 +221,13 @@ async def test_the_hook_call_answers_from_the_skim_and_strict_mode_from_the_full
         assert response.status_code == 200
         cards = response.json()["cards"]
         assert cards[0]["source"]["topic"]["code"] == "resectable"
-        detail = "\n".join(card["detail"] for card in cards)
-        assert ("Observation/junk-1" in detail) is strict
+        # The same parse as the endpoint (tests/pipeline_harness.py): only strict mode builds
+        # and validates the unread Observation, so only it names the bad status.
+        notes = (
+            await evaluate_request_async(request, at=EVALUATED_AT, settings=settings)
+        ).assessment
+        named = {n.resource for n in notes.data_quality}
+        assert ("Observation/junk-1" in named) is strict
 
 
 # --- the nesting limit on what the skim builds ---------------------------------------------
