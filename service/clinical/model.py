@@ -295,7 +295,8 @@ class MissingItem:
 
     fact: MissingFact
     essential: bool
-    """Essential (§5, makes the verdict indeterminate) versus "would refine"."""
+    """Essential (§5: makes the verdict indeterminate; the FLR under rules 13a and 20a, where
+    CT volumetry is needed before a hemihepatectomy) versus "would refine"."""
     stale_since: datetime | None = None
     """Date of the latest (too old) value when the fact is stale rather than absent."""
     detail: str = ""
