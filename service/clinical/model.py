@@ -314,7 +314,9 @@ class Assessment:
     facts: Facts
     verdict: Verdict | None
     rule: str
-    """The deciding rule number from clinical-rules.md §3 (``"0"``..``"23"``)."""
+    """The deciding rule number from clinical-rules.md §3 (``"0"``..``"23"``, with the v2 rows
+    ``"1a"``, ``"4a"``, ``"7a"``, ``"12a"``, ``"12b"``, ``"13a"``, ``"16a"``, ``"19a"``,
+    ``"20a"``; ``service.clinical.rules.RULE_IDS`` lists them in order)."""
     options: tuple[OfferedOption, ...] = ()
     """Offered options, recommended first, then in the table's order; mdt-review included."""
     scores: Scores = field(default_factory=Scores)
