@@ -60,9 +60,6 @@ EXTRAHEPATIC_LYMPH_NODE: Final = "extrahepatic:lymph-node"
 EXTRAHEPATIC_PERITONEUM_NET: Final = "extrahepatic:peritoneum-net"
 """C7B.04 secondary carcinoid of peritoneum: a lymph-node site with a neuroendocrine primary
 (mesenteric deposits of small-bowel NET are coded there), else ``other`` (v2)."""
-EXTRAHEPATIC_TAGS: Final = frozenset(
-    {EXTRAHEPATIC, EXTRAHEPATIC_LUNG, EXTRAHEPATIC_LYMPH_NODE, EXTRAHEPATIC_PERITONEUM_NET}
-)
 LYMPH_NODES: Final = "lymph-nodes"
 """C77.*: secondary in lymph nodes (extrahepatic disease; states a node-positive primary)."""
 CIRRHOSIS: Final = "cirrhosis"
