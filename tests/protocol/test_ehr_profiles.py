@@ -450,10 +450,13 @@ async def test_oracle_a_token_for_another_tenant_is_a_bare_401(
 
 
 def registered_links(oracle: dict[str, Any]) -> set[str]:
-    """What an Oracle Health registration allows: every source URL of cards/sources.yaml
-    (docs/integrator.md tells the integrator to register them) and the SMART app."""
-    sources = {source.url for source in load_content().sources if source.url}
-    return sources | set(oracle["registration"]["smart_apps"])
+    """What an Oracle Health registration allows: every source URL of cards/sources.yaml,
+    the card source's documentation_url (docs/integrator.md tells the integrator to
+    register them) and the SMART app."""
+    content = load_content()
+    sources = {source.url for source in content.sources if source.url}
+    documentation = {content.documentation_url} if content.documentation_url else set()
+    return sources | documentation | set(oracle["registration"]["smart_apps"])
 
 
 def assert_links_registered(cards: list[dict[str, Any]], allowed: set[str]) -> None:
