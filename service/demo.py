@@ -61,8 +61,9 @@ PAGE_HEADERS: Final = {
 }
 """Headers of the page itself: only our own scripts and styles, only our own origin."""
 
-MARKDOWN_BODY_LIMIT: Final = 512 * 1024
-"""Largest ``POST /demo/markdown`` body (a response's card details, JSON-encoded)."""
+MARKDOWN_BODY_LIMIT: Final = 128 * 1024
+"""Largest ``POST /demo/markdown`` body (a response's card details, JSON-encoded; the
+service's own come to a few KiB). It bounds the CPU one call can cost to about a second."""
 MARKDOWN_MAX_ITEMS: Final = 100
 
 _SLUG_RE: Final = re.compile(r"[^a-z0-9]+")

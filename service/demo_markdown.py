@@ -29,8 +29,9 @@ from markdown_it.token import Token
 
 HEADING_OFFSET: Final = 3
 LINK_SCHEMES: Final = frozenset({"http", "https", "mailto"})
-MAX_MARKDOWN_CHARS: Final = 64 * 1024
-"""Longest detail rendered; a longer one is cut (the service's own details are a few KiB)."""
+MAX_MARKDOWN_CHARS: Final = 16 * 1024
+"""Longest detail rendered; a longer one is cut. The service's longest detail is about 5.5 k
+characters; rendering costs about 9 µs a character at worst (measured: 16 k ``[`` in 0.14 s)."""
 
 _TAGS: Final = frozenset(
     {
