@@ -1173,7 +1173,7 @@ def _afp_value(facts: Facts) -> float | None:
     m = facts.labs.get("afp")
     if m is None:
         return None
-    return m.unrounded if m.unrounded is not None else m.value
+    return m.exact
 
 
 def _afp_note(facts: Facts, options: tuple[OfferedOption, ...], t: Thresholds) -> str | None:
