@@ -83,9 +83,7 @@ def test_ascites_codes_v2() -> None:
     assert condition_tags(codes.SNOMED, "389026000") == ascites
 
 
-def test_malignant_ascites_is_extrahepatic_disease_and_the_symptom_never_portal_hypertension_v2() -> (
-    None
-):
+def test_malignant_ascites_is_extrahepatic_and_the_symptom_never_portal_hypertension_v2() -> None:
     tags = kinds("R18.0")
     assert tags == {codes.MALIGNANT_ASCITES, codes.EXTRAHEPATIC, "symptom:ascites"}
     assert codes.ASCITES not in tags and codes.PORTAL_HYPERTENSION not in tags
@@ -174,3 +172,25 @@ def test_every_code_is_in_the_spec() -> None:
         assert prefix in spec_icd, prefix
     assert {"LA9622-7", "LA9627-6"} <= set(re.findall(r"LA\d+-\d", text))
     assert len(codes.ECOG_ANSWERS) == 6
+
+
+VERIFIED_BEYOND_THE_SPEC = {
+    "3341006": "right lung structure",
+    "44029006": "left lung structure",
+}
+"""Children of the spec's lung structure (39607008), checked against published SNOMED CT value
+sets: a lung metastasis coded on one lung is a lung site, not "other"."""
+
+
+@pytest.mark.skipif(SPEC is None, reason=missing(SPEC_ENV, "the specification's fhir-mapping.md"))
+def test_every_v2_code_is_in_the_spec_or_verified() -> None:
+    """Rule set v2 codes: extrahepatic body sites, CPT and ICD-10-PCS resections."""
+    assert SPEC is not None
+    text = SPEC.read_text(encoding="utf-8")
+    for code in codes.EXTRAHEPATIC_SITES:
+        assert code in text or code in VERIFIED_BEYOND_THE_SPEC, code
+    for code in codes.CPT_RESECTIONS:
+        assert code in text, code
+    for prefix in codes.PCS_RESECTION_PREFIXES:
+        assert prefix + "*" in text, prefix
+    assert codes.CPT in text and codes.ICD10PCS in text
