@@ -350,6 +350,8 @@ class _Outcome:
     offered: tuple[str, ...] = ()
     recommended: tuple[str, ...] = ()
     cards: Sequence[dict[str, Any]] = ()
+    fetched_keys: tuple[str, ...] = ()
+    data_quality_notes: int = 0
 
 
 @functools.lru_cache(maxsize=4)
@@ -456,6 +458,8 @@ class _Handlers:
         outcome.offered = tuple(assessment.offered)
         outcome.recommended = tuple(assessment.recommended)
         outcome.cards = result.cards
+        outcome.fetched_keys = result.fetched_keys
+        outcome.data_quality_notes = len(assessment.data_quality)
         return json_response({"cards": result.cards})
 
     def _data_access(
@@ -524,6 +528,8 @@ class _Handlers:
                 "verdict": outcome.verdict,
                 "rule": outcome.rule,
                 "cards": len(ids.card_uuids),
+                "fetched_keys": list(outcome.fetched_keys),
+                "data_quality_notes": outcome.data_quality_notes,
             },
         )
         resources: Resources | None = getattr(request.state, "resources", None)

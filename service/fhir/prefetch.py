@@ -341,7 +341,9 @@ def _result(
     complete_keys: tuple[str, ...],
 ) -> PrefetchResult:
     resources = [r for key in templates for r in by_key.get(key, ())]
-    log.info(
+    # DEBUG: every hook call already logs one INFO line (app.py "hook call", which carries
+    # the fetched keys); a second INFO line per call cost measurable time on small charts.
+    log.debug(
         "prefetch resolved",
         extra={
             "keys": list(templates),
