@@ -222,3 +222,16 @@ async def test_a_bad_request_is_a_4xx_naming_the_problem(
     )
     assert response.status_code == status
     assert message in response.json()["error"]
+
+
+@pytest.mark.parametrize(("enabled", "status"), [(True, 200), (False, 404)])
+async def test_the_service_serves_the_route_only_while_the_demo_is_on(
+    enabled: bool, status: int
+) -> None:
+    from app_harness import make_settings, running_app
+
+    async with running_app(make_settings(demo_enabled=enabled)) as running:
+        response = await running.client.post("/demo/markdown", json={"markdown": ["*x*"]})
+    assert response.status_code == status
+    if enabled:
+        assert response.json() == {"html": ["<p><em>x</em></p>\n"]}
