@@ -239,6 +239,26 @@ def hook_request(unrelated_obs: int, unrelated_cond: int = 30) -> dict[str, Any]
     }
 
 
+W0_FIXTURE = "patients/r21-colon-right-icd10.json"
+"""W0: a typical small chart (14 KB), where the fixed cost of a call dominates."""
+
+
+def w0() -> dict[str, Any]:
+    """W0: the fixture patient r21 (resectable, rule 21), its dates moved so that the
+    record reads today as it did on the manifest's evaluation day (as the demo page does)."""
+    import json
+    from pathlib import Path
+
+    from service.demo import shift_dates
+
+    fixtures = Path(__file__).resolve().parent.parent / "fixtures"
+    manifest = json.loads((fixtures / "manifest.json").read_text(encoding="utf-8"))
+    evaluated = datetime.fromisoformat(manifest["evaluated_at"].replace("Z", "+00:00"))
+    request: dict[str, Any] = json.loads((fixtures / W0_FIXTURE).read_text(encoding="utf-8"))
+    shifted: dict[str, Any] = shift_dates(request, (EVALUATED_AT.date() - evaluated.date()).days)
+    return shifted
+
+
 def w1() -> dict[str, Any]:
     """W1: a realistic patient: ~30 unrelated Conditions and ~300 unrelated Observations."""
     return hook_request(unrelated_obs=300)
