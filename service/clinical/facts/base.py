@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Final
 
+import msgspec
+
 from service.clinical.model import (
     DataQualityNote,
     Evidence,
@@ -85,8 +87,7 @@ class Builder:
         self.evidence.append(Evidence(fact, value, date, tuple(dict.fromkeys(sources))))
 
 
-@dataclass(frozen=True)
-class ConditionIndex:
+class ConditionIndex(msgspec.Struct, frozen=True, gc=False):
     """The selection's Conditions as the fact groups read them."""
 
     current: tuple[ConditionRead, ...]

@@ -4,9 +4,10 @@ section, surface (fhir-mapping §3 and §6, rule set v2)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final, cast
+
+import msgspec
 
 from service.clinical.facts.base import (
     Builder,
@@ -38,8 +39,7 @@ SECTIONS: Final[dict[str, Section]] = {
 """Couinaud segment -> section (clinical-rules §2 single_section; IVa/IVb read as IV)."""
 
 
-@dataclass(frozen=True)
-class ImagingFacts:
+class ImagingFacts(msgspec.Struct, frozen=True, gc=False):
     lesion_count: int | None
     largest_cm: float | None
     flr_percent: float | None
@@ -162,8 +162,7 @@ def imaging_facts(
     )
 
 
-@dataclass(frozen=True)
-class DistributionFacts:
+class DistributionFacts(msgspec.Struct, frozen=True, gc=False):
     distribution: Distribution
     single_segment: bool
     segment: str | None

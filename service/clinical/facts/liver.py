@@ -4,9 +4,10 @@ symptoms and portal hypertension (fhir-mapping §4 and §5; clinical-rules §2, 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final, cast
+
+import msgspec
 
 from service.clinical.facts.base import (
     LAB_ORDER,
@@ -34,8 +35,7 @@ from service.fhir.read import (
 )
 
 
-@dataclass(frozen=True)
-class LiverFunctionFacts:
+class LiverFunctionFacts(msgspec.Struct, frozen=True, gc=False):
     labs: dict[LabName, Measurement]
     stale: dict[str, datetime]
     cirrhosis: bool
@@ -249,8 +249,7 @@ def _severity(found: list[ConditionRead]) -> tuple[int | None, bool]:
     return 2, True
 
 
-@dataclass(frozen=True)
-class PortalHypertensionFacts:
+class PortalHypertensionFacts(msgspec.Struct, frozen=True, gc=False):
     status: PortalHypertension
     basis: PortalHypertensionBasis
 

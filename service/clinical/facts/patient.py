@@ -4,8 +4,9 @@ fhir-mapping §8 and §9)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+import msgspec
 
 from service.clinical.facts.base import (
     Builder,
@@ -24,8 +25,7 @@ from service.fhir.read import (
 )
 
 
-@dataclass(frozen=True)
-class PerformanceFacts:
+class PerformanceFacts(msgspec.Struct, frozen=True, gc=False):
     ecog: int | None
     from_karnofsky: int | None
     stale: dict[str, datetime]
@@ -66,8 +66,7 @@ def karnofsky_to_ecog(kps: int, t: Thresholds = DEFAULT_THRESHOLDS) -> int:
     return 5
 
 
-@dataclass(frozen=True)
-class ProcedureFacts:
+class ProcedureFacts(msgspec.Struct, frozen=True, gc=False):
     prior_liver_resection: PriorLiverResection
     date: datetime | None
     source: str | None
@@ -94,8 +93,7 @@ def procedure_facts(
     return ProcedureFacts("none", None, None, checked)
 
 
-@dataclass(frozen=True)
-class PatientFacts:
+class PatientFacts(msgspec.Struct, frozen=True, gc=False):
     age: int | None
     deceased: bool
 

@@ -4,8 +4,9 @@ clinical-rules §2 and §4)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Final
+
+import msgspec
 
 from service.clinical.facts.base import (
     Builder,
@@ -25,8 +26,7 @@ from service.fhir.read import (
 )
 
 
-@dataclass(frozen=True)
-class TumourFacts:
+class TumourFacts(msgspec.Struct, frozen=True, gc=False):
     kind: TumourKind | None
     kinds: frozenset[TumourKind]
     liver_conditions: tuple[ConditionRead, ...]
@@ -266,8 +266,7 @@ def _primary_site(
 _LIMITED_SITES: Final[frozenset[ExtrahepaticSite]] = frozenset({"lung", "lymph-node"})
 
 
-@dataclass(frozen=True)
-class ExtrahepaticFacts:
+class ExtrahepaticFacts(msgspec.Struct, frozen=True, gc=False):
     disease: bool
     sites: frozenset[ExtrahepaticSite]
     limited: bool
@@ -311,8 +310,7 @@ def extrahepatic_facts(
     )
 
 
-@dataclass(frozen=True)
-class FongInputs:
+class FongInputs(msgspec.Struct, frozen=True, gc=False):
     node_positive_primary: bool | None
     disease_free_interval_months: float | None
 
