@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from service.clinical.facts import completed_years
 from service.fhir.read import (
@@ -319,3 +321,72 @@ def test_body_sites_elsewhere_than_the_liver_are_classified() -> None:
     assert elsewhere("59441001") == "lymph-node"
     assert elsewhere("12738006") == "other"  # any other coded site
     assert elsewhere("277960005") is None  # segment VI: the liver
+
+
+# --- never raises on bad data (v2 fields) ------------------------------------------------------
+
+_JUNK = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=True)
+    | st.text(max_size=12)
+    | st.sampled_from(["completed", "2025-01-01", "47130", CPT, PCS, "0FB03ZX", "umol/L"]),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+def _maybe(value: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.one_of(value, _JUNK)
+
+
+_PROCEDURE = st.fixed_dictionaries(
+    {"resourceType": st.just("Procedure")},
+    optional={
+        "id": _maybe(st.just("p")),
+        "status": _maybe(st.just("completed")),
+        "code": _maybe(
+            st.fixed_dictionaries(
+                {
+                    "coding": st.lists(
+                        st.fixed_dictionaries(
+                            {"system": _maybe(st.just(CPT)), "code": _maybe(st.just("47130"))}
+                        ),
+                        max_size=2,
+                    )
+                },
+                optional={"text": _maybe(st.just("right hepatectomy"))},
+            )
+        ),
+        "subject": _maybe(st.just({"reference": f"Patient/{PID}"})),
+        "performedDateTime": _JUNK,
+        "performedPeriod": _JUNK,
+        "bodySite": _maybe(st.just([{"coding": [{"system": SNOMED, "code": "48521005"}]}])),
+    },
+)
+_PATIENT = st.fixed_dictionaries(
+    {"resourceType": st.just("Patient"), "id": st.just(PID)},
+    optional={"deceasedBoolean": _JUNK, "deceasedDateTime": _JUNK, "birthDate": _JUNK},
+)
+_BILIRUBIN = st.builds(
+    lambda high: obs(
+        "b",
+        "1975-2",
+        valueQuantity={"value": 30, "code": "umol/L"},
+        referenceRange=high,
+    ),
+    _JUNK,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(_PROCEDURE, _PATIENT, _BILIRUBIN), max_size=4))
+def test_select_never_raises_on_malformed_v2_fields(resources: list[dict[str, Any]]) -> None:
+    sel = select(resources, PID)
+    for p in sel.procedures:
+        assert p.extent in ("hemihepatectomy", "other")
+    for o in sel.observations:
+        assert o.reference_high is None or o.reference_high > 0
