@@ -823,7 +823,7 @@ def _select_patient(sel: Selection, r: Mapping[str, Any], patient_id: str, posit
         )
 
 
-_PCS_LABEL: Final = {codes.CPT: "CPT", codes.ICD10PCS: "ICD-10-PCS"}
+_SYSTEM_LABEL: Final = {codes.CPT: "CPT", codes.ICD10PCS: "ICD-10-PCS"}
 
 
 def _select_procedure(
@@ -845,7 +845,7 @@ def _select_procedure(
                 found = codes.resection_extent(c.get("system"), c.get("code"))
                 if found is not None and (extent is None or found == "hemihepatectomy"):
                     extent = found
-                    label = f"{_PCS_LABEL[c['system']]} {str(c['code']).strip()[:12]}"
+                    label = f"{_SYSTEM_LABEL[c['system']]} {str(c['code']).strip()[:12]}"
     if r.get("status") != "completed":
         return  # preparation, in-progress, not-done, stopped, entered-in-error, unknown
     ref = resource_ref(r, position)
