@@ -336,17 +336,14 @@ class _Options:
         elif self.rule in ROWS_THAT_MAY_KEEP_A_HEMIHEPATECTOMY_WITH_LOW_FLR:
             self.add(hemi, o)
         count = c.lesion_count
-        few = count is not None
         surface_local = (
             distribution == "left"
-            and few
             and count is not None
             and count <= c.t.left_surface_local_max_lesions
             and _surface(c)
         )
         sparing = (
-            few
-            and count is not None
+            count is not None
             and count <= c.t.colorectal_parenchyma_sparing_max_lesions
             and c.colorectal
         )
