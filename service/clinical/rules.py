@@ -1122,9 +1122,10 @@ def decide(
             "the hepatocellular carcinoma rules were applied."
         )
     if facts.liver_code_unstated and facts.tumour_kind == "secondary":
+        primary = (facts.primary_site or "unknown").replace("-", " ")
         notes.append(
             "The liver code C22.9 does not say whether the tumour is primary or secondary; "
-            "with the recorded primary cancer it was read as a metastasis."
+            f"with the recorded primary cancer ({primary}) it was read as a metastasis."
         )
     if flr_mattered or any(opt.code in HEMIHEPATECTOMIES for opt in ordered):
         flr_threshold = c.flr_threshold

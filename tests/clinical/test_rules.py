@@ -1073,6 +1073,7 @@ def test_both_hcc_and_secondary_note() -> None:
 def test_c22_9_read_as_secondary_says_so() -> None:
     a = decide(resectable(liver_code_unstated=True))
     assert "C22.9" in note(a, "read as a metastasis")
+    assert "(colorectal)" in note(a, "read as a metastasis")
     assert not any("C22.9" in n for n in decide(resectable()).notes)
 
 
