@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -1137,3 +1138,12 @@ def test_thresholds_come_from_the_settings_object() -> None:
     bilobar = facts(distribution="bilobar", lesion_count=12, flr_percent=50.0)
     assert decide(bilobar).rule == "19a"
     assert decide(bilobar, Thresholds(colorectal_bilobar_max_lesions=12)).rule == "19"
+
+
+def test_docs_rules_md_lists_every_rule_of_this_rule_set() -> None:
+    """docs/rules.md documents the rules as implemented: the version and one row per rule."""
+    text = (Path(__file__).parents[2] / "docs" / "rules.md").read_text(encoding="utf-8")
+    assert f"rule set {RULE_SET_VERSION}" in text.splitlines()[0]
+    rows = [line.split("|")[1].strip() for line in text.splitlines() if line.startswith("| ")]
+    table = [r for r in rows if r in {n for n, _ in RULES}]
+    assert table == [n for n, _ in RULES]
