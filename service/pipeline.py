@@ -77,12 +77,15 @@ PREFETCH_ONLY: Final = DataAccess()
 
 @dataclass(frozen=True)
 class Evaluation:
-    """What one hook request produced: the assessment, the cards, and the data's notes."""
+    """What one hook request produced: the assessment, the cards, and the data they came from."""
 
     assessment: Assessment
     cards: list[dict[str, Any]]
     fetched_keys: tuple[str, ...] = ()
     """Prefetch keys whose data came from the FHIR server."""
+    resources: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    """Every resource the assessment was made from (the full view draws them: the segment
+    map and the lab trends show the same data the card was decided on)."""
 
 
 CardMaker = Callable[[Assessment, HookRequest, RenderContext], list[dict[str, Any]]]
@@ -156,7 +159,12 @@ async def evaluate(
     )
     make_cards = CARD_MAKERS[service.hook]
     cards = make_cards(assessment, hook, context)
-    return Evaluation(assessment=assessment, cards=cards, fetched_keys=data.fetched_keys)
+    return Evaluation(
+        assessment=assessment,
+        cards=cards,
+        fetched_keys=data.fetched_keys,
+        resources=data.resources,
+    )
 
 
 async def _resolve(

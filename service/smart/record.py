@@ -122,23 +122,12 @@ async def evaluate_record(
     try:
         hook = parse_hook_request(body, service)
         evaluation = await evaluate(service, hook, settings=settings, at=at)
-        data = await prefetch.resolve(
-            templates=service.prefetch,
-            prefetch=hook.prefetch,
-            context=hook.context,
-            fhir_server=None,
-            access_token=None,
-            user_id=hook.user_id,
-            clients=None,
-            settings=settings,
-            deadline=time.monotonic() + settings.call_budget_s,
-        )
     except ProtocolError as exc:
         raise RecordError(f"the record could not be read: {exc.message}", 400) from None
     except (prefetch.PrefetchShapeError, prefetch.DataUnavailable) as exc:
         raise RecordError(f"the record could not be read: {exc.message}") from None
     return EvaluatedRecord(
         assessment=evaluation.assessment,
-        selection=select(data.resources, hook.patient_id),
+        selection=select(evaluation.resources, hook.patient_id),
         patient_id=hook.patient_id,
     )
