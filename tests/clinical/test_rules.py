@@ -1147,3 +1147,36 @@ def test_docs_rules_md_lists_every_rule_of_this_rule_set() -> None:
     rows = [line.split("|")[1].strip() for line in text.splitlines() if line.startswith("| ")]
     table = [r for r in rows if r in {n for n, _ in RULES}]
     assert table == [n for n, _ in RULES]
+
+
+@pytest.mark.parametrize(
+    ("f", "rule"),
+    [
+        (hcc(lesion_count=2, largest_cm=3.0, flr_percent=50.0), "14"),  # 2 nodules <= 3 cm: A
+        (hcc(lesion_count=2, largest_cm=3.1, flr_percent=50.0), "12a"),  # one above 3 cm: B
+        (hcc(lesion_count=3, largest_cm=2.0, flr_percent=50.0), "14"),
+        (hcc(lesion_count=4, largest_cm=1.0, flr_percent=50.0), "12a"),  # more than 3: B
+        (hcc(lesion_count=1, largest_cm=9.0, flr_percent=50.0), "14"),  # single: never B burden
+        (hcc(lesion_count=3, largest_cm=2.0, bilirubin_above_normal=True), "10"),
+        (hcc(lesion_count=4, largest_cm=2.0, bilirubin_above_normal=True), "12a"),
+    ],
+    ids=["2x3.0", "2x3.1", "3x2.0", "4x1.0", "1x9.0", "10: 3 lesions", "10: 4 lesions"],
+)
+def test_boundary_bclc_b_burden_and_rule_10_count(f: Facts, rule: str) -> None:
+    assert decide(f).rule == rule
+
+
+@pytest.mark.parametrize(
+    ("changes", "rule"),
+    [
+        ({"flr_percent": 20.0}, "21"),  # boundary: not below the threshold
+        ({"flr_percent": 19.9}, "20"),
+        ({"flr_percent": 40.0, "cirrhosis": True}, "21"),
+        ({"flr_percent": 39.9, "cirrhosis": True}, "20"),
+        ({"flr_percent": 39.9, "labs": CP_B_LAB_ONLY}, "20"),  # Child-Pugh B: 40 %
+        ({"flr_percent": 39.9}, "21"),
+    ],
+    ids=["20.0", "19.9", "40.0 cirrhosis", "39.9 cirrhosis", "39.9 CP B", "39.9"],
+)
+def test_boundary_flr_threshold(changes: dict[str, Any], rule: str) -> None:
+    assert decide(resectable(**changes)).rule == rule
