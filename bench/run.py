@@ -499,6 +499,12 @@ def main() -> int:
     parser.add_argument(
         "--no-floor", action="store_true", help="measure the service only (no ratios)"
     )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=LOAD_CONCURRENCY,
+        help=f"connections of the loaded runs (default {LOAD_CONCURRENCY}; round 1 used 8)",
+    )
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     args = parser.parse_args()
     wanted = set(args.workloads.split(","))
@@ -539,6 +545,7 @@ def main() -> int:
                         args.duration,
                         env,
                         expect_verdict=workloads.EXPECTED_VERDICT,
+                        concurrency=args.concurrency,
                     )
                     runs.append(row)
                     print(
@@ -557,7 +564,7 @@ def main() -> int:
         "settings": {
             "duration_s": args.duration,
             "repeat": args.repeat,
-            "concurrency": LOAD_CONCURRENCY,
+            "concurrency": args.concurrency,
             "log_level": args.log_level,
             "variants": variants,
         },
