@@ -9,7 +9,10 @@ applies them until one matches. After the matching row come, in this order:
    by a low FLR) offers liver augmentation (*o*) instead (:func:`fallback_augmentation`);
 2. the additions after the table, from rule 6 on (:func:`addition_monitoring`,
    :func:`addition_supportive_care`);
-3. the previous-liver-resection modifier, last (:func:`modifier_previous_resection`).
+3. Child-Pugh B without cirrhosis before a recommended hemihepatectomy: not recommended
+   until the liver tests are explained (:func:`modifier_unexplained_liver_tests`, a
+   conservative reading, docs/clinical.md);
+4. the previous-liver-resection modifier, last (:func:`modifier_previous_resection`).
 
 Options are collected in the order the row names them ("table order"); the assessment then
 lists recommended options first, each group keeping that order, and ``mdt-review``
@@ -1016,6 +1019,44 @@ def addition_supportive_care(
         )
 
 
+def modifier_unexplained_liver_tests(
+    c: Context, verdict: Verdict | None, offered: list[OfferedOption]
+) -> tuple[Verdict | None, list[OfferedOption], str | None]:
+    """Child-Pugh B from laboratory values alone (no cirrhosis: warfarin raising the INR,
+    chemotherapy lowering the albumin, cholestasis) before a recommended hemihepatectomy.
+
+    A conservative reading where the spec pulls two ways (docs/clinical.md): rule 15 (v2)
+    no longer decides for such a patient, and the card names the abnormal tests as "liver
+    function to be explained before surgery"; but the order check at signing (§8) stops a
+    hemihepatectomy with Child-Pugh B as critical. The card must not recommend what the
+    order check stops, so the hemihepatectomy stays offered but is not recommended, and a
+    resectable verdict becomes potentially-resectable until the tests are explained. A local
+    resection keeps its flag: the stop is for major resections only.
+
+    Returns the verdict, the options and the note (None when it did not apply).
+    """
+    cp = c.scores.child_pugh
+    if cp is None or cp.category != "B" or c.facts.cirrhosis:
+        return verdict, offered, None
+    if not any(opt.code in HEMIHEPATECTOMIES and opt.recommended for opt in offered):
+        return verdict, offered, None
+    c.use("child_pugh", "cirrhosis")
+    out = [
+        OfferedOption(opt.code, o, opt.qualifier, opt.rule)
+        if opt.code in HEMIHEPATECTOMIES
+        else opt
+        for opt in offered
+    ]
+    if verdict == "resectable":
+        verdict = "potentially-resectable"
+    note = (
+        "Child-Pugh B from laboratory values without cirrhosis: the liver tests are to be "
+        "explained (anticoagulation, chemotherapy, cholestasis) before a hemihepatectomy, "
+        "which is offered but not recommended until then."
+    )
+    return verdict, out, note
+
+
 PREVIOUS_RESECTION: Final = "addition:previous-liver-resection"
 
 
@@ -1106,6 +1147,9 @@ def decide(
     if rule not in RULES_BEFORE_ADDITIONS:
         addition_monitoring(c, verdict, options)
         addition_supportive_care(c, verdict, options)
+    verdict, options, liver_tests_note = modifier_unexplained_liver_tests(c, verdict, options)
+    if liver_tests_note is not None:
+        notes.append(liver_tests_note)
     verdict, options, resection_note = modifier_previous_resection(c, verdict, options)
     if resection_note is not None:
         notes.append(resection_note)

@@ -614,9 +614,10 @@ def test_rule_14_would_refine_flr_for_a_sectionectomy() -> None:
     [
         case("Child-Pugh B with cirrhosis", resectable(labs=CP_B_LABS, cirrhosis=True),
              "not-resectable", "15", {"systemic-therapy"}, {"ablation", "sbrt", "monitoring"}),
-        case("v2: lab-only Child-Pugh B without cirrhosis goes on (warfarin INR, low albumin)",
-             resectable(labs=CP_B_LAB_ONLY), "resectable", "21", {RIGHT},
-             {LOCAL, "ablation", "systemic-therapy"}),
+        case("v2: lab-only Child-Pugh B without cirrhosis goes on (warfarin INR, low albumin); "
+             "the hemihepatectomy waits for the tests to be explained (docs/clinical.md)",
+             resectable(labs=CP_B_LAB_ONLY), "potentially-resectable", "21", set(),
+             {RIGHT, LOCAL, "ablation", "systemic-therapy"}),
         case("v2: lab-only Child-Pugh B, FLR 35 % is below the 40 % threshold (rule 20)",
              resectable(labs=CP_B_LAB_ONLY, flr_percent=35.0), "potentially-resectable",
              "20", {AUGMENT}, {RIGHT, LOCAL, "ablation", "systemic-therapy"}),
@@ -624,6 +625,8 @@ def test_rule_14_would_refine_flr_for_a_sectionectomy() -> None:
 )  # fmt: skip
 def test_rule_15_secondary_child_pugh_b_needs_cirrhosis(c: Case) -> None:
     a = run(c)
+    if not c.facts.cirrhosis and a.rule == "21":
+        assert any("explained" in note for note in a.notes)
     if c.facts.cirrhosis:
         assert "child-pugh-b" in a.risk_modifiers
     else:
