@@ -209,7 +209,7 @@ async def test_outcome_entries_and_operation_outcomes_are_skipped_with_a_note(
             {"resource": observation(3), "search": {"mode": "include"}},
         ]
     )
-    with caplog.at_level(logging.INFO, logger="liver_cds"):
+    with caplog.at_level(logging.DEBUG, logger="liver_cds"):
         result = await call(full_prefetch(observations=observations))
     assert ids(result)[2:] == ["Observation/o1", "Observation/o3"]
     places = [n.resource for n in result.notes]
