@@ -3,7 +3,7 @@
 Usage::
 
     .venv/bin/pip install py-spy                     # once (a wheel with the binary)
-    .venv/bin/python bench/profile.py --workload w1  # 15 s of W1 at concurrency 8
+    .venv/bin/python bench/profile.py --workload w0  # 15 s of W0 at concurrency 16, log level info
     .venv/bin/python bench/profile.py --workload w2 --seconds 30 --raw w2.txt
     .venv/bin/python bench/profile.py --workload w1 --patch gcparse
 
@@ -116,10 +116,10 @@ def summarise(collapsed: str) -> tuple[int, collections.Counter[str]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workload", default="w1", choices=["w1", "w2"])
+    parser.add_argument("--workload", default="w1", choices=["w0", "w1", "w2"])
     parser.add_argument("--seconds", type=float, default=15.0)
-    parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--log-level", default="warning")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--log-level", default="info")
     parser.add_argument("--patch", default="", help="prototype patches (serve_patched.py)")
     parser.add_argument("--raw", metavar="FILE", help="keep py-spy's collapsed stacks")
     args = parser.parse_args()

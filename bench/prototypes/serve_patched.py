@@ -19,11 +19,16 @@ Prototypes
   gcthreshold=N ``gc.set_threshold(N, 10, 10)`` at start-up (default N is 700): fewer young
                 collections per request.
 
+  auditbatch=L:B the audit writer lingers L ms (default 50) for batches of up to B
+                records (default 100).
+
 Probes (cost of a stage; not proposals)
   nodepth       skip the JSON nesting-depth scan (orjson's own 1024-level cap remains).
   nodupcheck    skip the repeated patientId/fhirServer key check.
   noaudit       ``store.audit`` does nothing (no audit row, no aiosqlite thread work).
   nometrics     Prometheus counters and histograms of the hook call do nothing.
+  nolog         no INFO lines (the service's and uvicorn's access log at WARNING): prices
+                the per-call log lines; the service itself never runs this way.
   gcstats=FILE  time every garbage collection (gc.callbacks) and write, at exit, the
                 count and total pause per generation to FILE as JSON.
 """
@@ -48,9 +53,10 @@ def _after_start(action: Callable[[], None]) -> None:
 
     original = app_module._start
 
-    async def patched(*args: Any, **kwargs: Any) -> None:
-        await original(*args, **kwargs)
+    async def patched(*args: Any, **kwargs: Any) -> Any:
+        resources = await original(*args, **kwargs)
         action()
+        return resources
 
     app_module._start = patched  # type: ignore[assignment]
 
@@ -118,6 +124,30 @@ def nometrics(_: str) -> None:
     app_module.HOOK_LATENCY = _Nothing()  # type: ignore[assignment]
 
 
+def auditbatch(value: str) -> None:
+    from service.store.sql import SqlStore
+
+    linger_ms, _, batch = (value or "50:100").partition(":")
+    original = SqlStore.__init__
+
+    def patched(self: SqlStore, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("audit_linger_s", float(linger_ms) / 1000)
+        kwargs.setdefault("audit_batch", int(batch or 100))
+        original(self, *args, **kwargs)
+
+    SqlStore.__init__ = patched  # type: ignore[method-assign]
+
+
+def nolog(_: str) -> None:
+    import logging
+
+    def quiet() -> None:
+        for name in ("liver_cds", "uvicorn.access"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+    _after_start(quiet)
+
+
 def gcstats(path: str) -> None:
     import atexit
     import json
@@ -153,6 +183,8 @@ PATCHES: dict[str, Callable[[str], None]] = {
     "noaudit": noaudit,
     "nometrics": nometrics,
     "gcstats": gcstats,
+    "auditbatch": auditbatch,
+    "nolog": nolog,
 }
 
 
