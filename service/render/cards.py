@@ -14,7 +14,6 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from uuid import uuid4
 
 from service.clinical.model import (
     Assessment,
@@ -35,6 +34,7 @@ from service.render.content import (
     load_content,
 )
 from service.render.data_needed import data_needed_card
+from service.render.uuids import random_uuid
 
 CARD_TOPIC_SYSTEM = "https://liver-cds.org/fhir/CodeSystem/card-topic"
 
@@ -56,7 +56,7 @@ class RenderContext:
 
     patient_id: str
     smart_app_url: str = ""
-    new_uuid: Callable[[], str] = field(default=lambda: str(uuid4()))
+    new_uuid: Callable[[], str] = field(default=random_uuid)
     cards_dir: str = ""
     """``Settings.cards_dir``: the card content directory; empty means the shipped ``cards/``."""
 
