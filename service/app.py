@@ -201,6 +201,11 @@ def create_app(
         from service.demo import demo_routes
 
         routes.extend(demo_routes(settings))
+    if settings.smart_enabled or settings.demo_enabled:
+        from service.smart import full_view_routes
+
+        # The SMART app when configured, the demo's full view when the demo is on.
+        routes.extend(full_view_routes(settings))
 
     middleware = [
         Middleware(
