@@ -18,6 +18,7 @@ import uvicorn
 from clinical import builders as b
 from starlette.types import ASGIApp
 
+from service.app import create_app
 from service.settings import Settings
 
 from .ehr import SmartEhr
@@ -99,20 +100,6 @@ def patient_record() -> list[dict[str, Any]]:
     ]
 
 
-def service_app(settings: Any) -> Any:
-    from service.app import create_app
-
-    app = create_app(settings)
-    # TEMPORARY until app.py mounts the routes (20:05)
-    if not any(getattr(r, "path", "") == "/smart/launch" for r in app.router.routes):
-        from service.smart import full_view_routes
-
-        app.router.routes.extend(
-            r for r in full_view_routes(settings) if not getattr(r, "path", "").startswith("/demo")
-        )
-    return app
-
-
 class Stack:
     """The running EHR and service, and what a test needs to drive them."""
 
@@ -143,5 +130,5 @@ def start(ehr: SmartEhr, tmp_path: Path, **changes: Any) -> Iterator[Stack]:
     )
     settings = replace(settings, **changes)
     ehr.register(CLIENT_ID, base + "/smart/callback", settings.smart_client_secret)
-    with serve(service_app(settings), sock):
+    with serve(create_app(settings), sock):
         yield Stack(ehr, base, settings)

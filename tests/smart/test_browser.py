@@ -129,3 +129,42 @@ def test_launch_authorize_and_see_the_segment_map_and_the_trends(stack: Stack) -
     (token,) = stack.ehr.tokens
     assert not [url for url in visited if token in url]
     assert any("/smart/callback?code=" in url for url in visited)
+
+
+def test_the_demo_page_opens_the_full_view_of_a_fixture_patient(tmp_path: Path) -> None:
+    """No launch: the demo page links each fixture patient to the same view."""
+    from service.app import create_app
+    from service.settings import Settings
+
+    from .servers import bound_socket, serve
+
+    settings = Settings(database_url=f"sqlite:///{tmp_path}/demo.db", demo_enabled=True)
+    slug = "r21-colon-right-icd10"  # lesions in segments VI and VII
+    problems: list[str] = []
+    sock, base = bound_socket()
+    with serve(create_app(settings), sock), sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+            page.on("pageerror", lambda error: problems.append(str(error)))
+            page.goto(base + "/")
+            page.wait_for_selector("#patient:not([disabled])")
+            page.select_option("#patient", slug)
+            link = page.locator("#link-full-view")
+            link.wait_for(state="visible")
+            assert link.get_attribute("href") == f"demo/view/{slug}"
+            link.click()
+            page.wait_for_url(f"{base}/demo/view/{slug}")
+            page.wait_for_selector("body[data-trends=drawn]", state="attached", timeout=10_000)
+            involved = page.locator("svg.liver-map g[data-involvement=lesion]")
+            assert sorted(involved.evaluate_all("gs => gs.map(g => g.dataset.segment)")) == [
+                "VI",
+                "VII",
+            ]
+            assert page.locator(".trend-plot[data-drawn=true] canvas").count() >= 5
+            assert "demo fixture" in page.inner_text("header")
+        finally:
+            browser.close()
+    assert problems == []
