@@ -82,6 +82,12 @@ PROBE = textwrap.dedent(
                 answer = await c.post("/cds-services/liver-metastasis-resectability", json=request)
                 out["hook_status"] = answer.status_code
                 out["cards"] = len(answer.json().get("cards", []))
+                view = await c.get("/demo/view/" + sys.argv[1])
+                out["full_view"] = view.status_code
+                out["full_view_assets"] = [
+                    (await c.get("/smart/static/" + path)).status_code
+                    for path in ("app.js", "app.css", "vendor/uPlot.iife.min.js")
+                ]
         print(json.dumps(out))
 
     asyncio.run(main())
@@ -145,3 +151,5 @@ def test_the_image_layout_serves_the_demo_and_cards(tmp_path: Path) -> None:
     assert result["fixtures"] >= 1
     assert result["hook_status"] == 200, log
     assert result["cards"] >= 1, log
+    assert result["full_view"] == 200, log  # templates ship in the package
+    assert result["full_view_assets"] == [200, 200, 200]
