@@ -25,6 +25,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
+from urllib.parse import urlsplit
 
 import httpx
 import jinja2
@@ -69,7 +70,13 @@ def _day(value: datetime | None) -> str:
     return value.date().isoformat() if value is not None else ""
 
 
-def template_environment() -> jinja2.Environment:
+def url_prefix(settings: Settings) -> str:
+    """The path of ``LIVER_CDS_PUBLIC_URL`` (``""`` at the host's root): the pages' links,
+    the redirect and the cookie path are under it, as the EHR and the browser see them."""
+    return urlsplit(settings.public_base).path.rstrip("/")
+
+
+def template_environment(prefix: str = "") -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
         autoescape=jinja2.select_autoescape(["html"]),
@@ -78,6 +85,7 @@ def template_environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["day"] = _day
+    env.globals["prefix"] = prefix
     return env
 
 
@@ -105,7 +113,8 @@ class FullViewPages:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.env = template_environment()
+        self.prefix = url_prefix(settings)
+        self.env = template_environment(self.prefix)
 
     def error(self, status: int, message: str) -> Response:
         html = self.env.get_template("error.html").render(status=status, message=message)
@@ -165,7 +174,7 @@ class SmartApp:
             COOKIE_NAME,
             value,
             max_age=int(self.settings.smart_session_ttl_s),
-            path="/smart",
+            path=self.pages.prefix + "/smart",
             secure=self.secure_cookie,
             httponly=True,
             samesite="lax",
@@ -243,7 +252,8 @@ class SmartApp:
             expires_at=expires_at,
         )
         log.info("smart launch authorized", extra={"iss": pending.iss})
-        return RedirectResponse("/smart/view", status_code=303, headers=PAGE_HEADERS)
+        view_url = self.pages.prefix + "/smart/view"
+        return RedirectResponse(view_url, status_code=303, headers=PAGE_HEADERS)
 
     async def _record(self, request: Request) -> EvaluatedRecord | Response:
         session = self.sessions.get(request.cookies.get(COOKIE_NAME))
@@ -269,7 +279,9 @@ class SmartApp:
         if isinstance(record, Response):
             return record
         return self.pages.assessment(
-            record, json_url="/smart/view/service-request.json", origin="EHR launch"
+            record,
+            json_url=self.pages.prefix + "/smart/view/service-request.json",
+            origin="EHR launch",
         )
 
     async def service_request(self, request: Request) -> Response:
@@ -330,7 +342,9 @@ class DemoView:
             return record
         slug = request.path_params["slug"]
         return self.pages.assessment(
-            record, json_url=f"/demo/view/{slug}/service-request.json", origin="demo fixture"
+            record,
+            json_url=f"{self.pages.prefix}/demo/view/{slug}/service-request.json",
+            origin="demo fixture",
         )
 
     async def service_request(self, request: Request) -> Response:

@@ -140,3 +140,15 @@ def test_smart_settings_are_read_from_the_environment() -> None:
     assert settings.smart_enabled
     assert settings.smart_allowed_iss == ("https://a.example/fhir", "https://b.example/r4")
     assert not Settings().smart_enabled
+
+
+async def test_links_follow_the_path_of_the_public_url() -> None:
+    """Behind a proxy that serves the service under a path, the page's links keep it."""
+    app = Starlette(routes=full_view_routes(Settings(public_url="https://h.example/liver/")))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        slug = next(s for s in SLUGS if expected_verdict(s) == "resectable")
+        page = await client.get(f"/demo/view/{slug}")
+    assert 'src="/liver/smart/static/app.js"' in page.text
+    assert 'href="/liver/smart/static/app.css"' in page.text
+    assert f'href="/liver/demo/view/{slug}/service-request.json"' in page.text
