@@ -112,6 +112,36 @@ class EvaluatedRecord:
     selection: Selection
     """The record as the engine reads it (for the segment map and the trends)."""
     patient_id: str
+    banner: str = ""
+    """Who the record belongs to, as the page's header says it (name, birth date, sex),
+    so the clinician can check it is the patient the EHR has open."""
+
+
+def patient_banner(resources: list[dict[str, Any]], patient_id: str) -> str:
+    """``"Jane Doe, born 1962-05-04, female"`` from the Patient resource ('' without one)."""
+    patient = next(
+        (r for r in resources if r.get("resourceType") == "Patient" and r.get("id") == patient_id),
+        None,
+    )
+    if patient is None:
+        return ""
+    parts = []
+    names = patient.get("name")
+    name = names[0] if isinstance(names, list) and names and isinstance(names[0], dict) else {}
+    text = name.get("text")
+    if not isinstance(text, str):
+        given = [g for g in name.get("given") or () if isinstance(g, str)]
+        family = name.get("family")
+        text = " ".join([*given, family] if isinstance(family, str) else given)
+    if text:
+        parts.append(text[:200])
+    birth = patient.get("birthDate")
+    if isinstance(birth, str) and birth:
+        parts.append(f"born {birth[:10]}")
+    gender = patient.get("gender")
+    if isinstance(gender, str) and gender:
+        parts.append(gender[:20])
+    return ", ".join(parts)
 
 
 async def evaluate_record(
@@ -130,4 +160,5 @@ async def evaluate_record(
         assessment=evaluation.assessment,
         selection=select(evaluation.resources, hook.patient_id),
         patient_id=hook.patient_id,
+        banner=patient_banner(evaluation.resources, hook.patient_id),
     )

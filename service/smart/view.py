@@ -59,6 +59,7 @@ class FullView:
     """Everything the page renders for one patient."""
 
     patient_id: str
+    banner: str
     evaluated_at: datetime
     ruleset_version: str
     has_assessment: bool
@@ -201,6 +202,7 @@ def build_view(record: EvaluatedRecord, settings: Settings) -> FullView:
     )
     view = FullView(
         patient_id=record.patient_id,
+        banner=record.banner,
         evaluated_at=facts.evaluated_at,
         ruleset_version=content.version,
         has_assessment=has_assessment,

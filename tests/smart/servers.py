@@ -65,7 +65,8 @@ def patient_record() -> list[dict[str, Any]]:
         return b.lab_obs(f"{pid}-{rid}", loinc, value, unit, patient=pid, when=_at(days))
 
     return [
-        b.patient(pid, "1962-05-04"),
+        b.patient(pid, "1962-05-04")
+        | {"name": [{"family": "Testperson", "given": ["Ada"]}], "gender": "female"},
         b.condition(f"{pid}-prim", b.ICD, "C18.7", patient=pid, onset="2025-01-10"),
         b.condition(
             f"{pid}-met",

@@ -85,6 +85,7 @@ def test_ehr_launch_shows_the_full_assessment_read_with_the_users_token(
     assert re.search(r'data-segment="VII" data-involvement="lesion"', html)
     assert re.search(r'data-segment="II" data-involvement="none"', html)
     assert f"Patient/{PATIENT}" in html
+    assert '<p class="banner" id="patient-banner">Ada Testperson, born 1962-05-04, female' in html
     assert 'id="trend-data"' in html and "Child-Pugh" in html
     csp = page.headers["content-security-policy"]
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp

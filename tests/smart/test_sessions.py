@@ -24,7 +24,8 @@ def test_a_signed_cookie_finds_its_session_and_an_altered_one_does_not() -> None
     cookie = store.cookie_value(session)
     assert store.get(cookie) is session
     session_id, _, signature = cookie.rpartition(".")
-    assert store.get(f"{session_id}.{signature[:-1]}A") is None
+    altered = signature[:-1] + ("B" if signature.endswith("A") else "A")
+    assert store.get(f"{session_id}.{altered}") is None
     assert store.get(f"{session_id}x.{signature}") is None
     assert store.get(session_id) is None
     assert store.get(None) is None and store.get("") is None

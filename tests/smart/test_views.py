@@ -152,3 +152,21 @@ async def test_links_follow_the_path_of_the_public_url() -> None:
     assert 'src="/liver/smart/static/app.js"' in page.text
     assert 'href="/liver/smart/static/app.css"' in page.text
     assert f'href="/liver/demo/view/{slug}/service-request.json"' in page.text
+
+
+def test_the_banner_names_the_patient_the_record_belongs_to() -> None:
+    from service.smart.record import patient_banner
+
+    named = {"resourceType": "Patient", "id": "p", "name": [{"text": "Dr. Ada Lovelace"}]}
+    split = {
+        "resourceType": "Patient",
+        "id": "p",
+        "name": [{"given": ["Ada", "B"], "family": "Lovelace"}],
+        "birthDate": "1962-05-04",
+        "gender": "female",
+    }
+    other = {"resourceType": "Patient", "id": "q", "name": [{"text": "Someone Else"}]}
+    assert patient_banner([other, named], "p") == "Dr. Ada Lovelace"
+    assert patient_banner([split], "p") == "Ada B Lovelace, born 1962-05-04, female"
+    assert patient_banner([other], "p") == ""
+    assert patient_banner([{"resourceType": "Patient", "id": "p", "name": "x"}], "p") == ""
