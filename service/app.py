@@ -59,6 +59,7 @@ from service.protocol import (
     parse_hook_request,
 )
 from service.protocol.audit import card_ids
+from service.protocol.drain import DrainUnreadBody
 from service.protocol.errors import BadRequest, shorten
 from service.protocol.jsonbody import (
     check_content_type,
@@ -77,6 +78,7 @@ from service.security import (
     build_authenticator,
     check_fhir_server,
 )
+from service.security.internal import InternalAccess
 from service.settings import Settings
 from service.store import open_store
 from service.store.base import AuditRecord, Store
@@ -193,10 +195,14 @@ def create_app(
         ),
         Route("/healthz", handlers.healthz, methods=["GET"], name="healthz"),
         Route("/readyz", handlers.readyz, methods=["GET"], name="readyz"),
-        Route("/openapi.json", handlers.openapi, methods=["GET"], name="openapi"),
     ]
-    if settings.metrics_enabled:
-        routes.append(observability.metrics_route())
+    # /metrics and /openapi.json: with auth required, only for LIVER_CDS_METRICS_TOKEN
+    # (service/security/internal.py); not served at all without one.
+    internal = InternalAccess.from_settings(settings)
+    if internal.served:
+        routes.append(Route("/openapi.json", handlers.openapi, methods=["GET"], name="openapi"))
+        if settings.metrics_enabled:
+            routes.append(observability.metrics_route(allows=internal.allows))
     if settings.demo_enabled:
         from service.demo import demo_routes
 
@@ -208,13 +214,16 @@ def create_app(
         routes.extend(full_view_routes(settings))
 
     middleware = [
+        # Outermost: an early answer (413, 401, 404) first drains the unread body, bounded,
+        # so a client that writes its whole body before reading gets the answer, not a reset.
+        Middleware(DrainUnreadBody, max_body_bytes=settings.max_body_bytes),
         Middleware(
             CORSMiddleware,
             allow_origins=list(settings.cors_origins),
             allow_methods=["GET", "POST", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type"],
             max_age=600,
-        )
+        ),
     ]
     app = Starlette(
         routes=routes,
@@ -373,6 +382,7 @@ class _Handlers:
         self.rt = runtime
         self.settings = runtime.settings
         self._openapi = openapi_document(runtime.settings)
+        self._internal = InternalAccess.from_settings(runtime.settings)
         # Each service's hook body is parsed for its declared prefetch (service/fhir/skim.py);
         # strict mode validates every input resource, so it needs every one built.
         self._hook_parsers: dict[str, Callable[[bytes, int], Any]] = {
@@ -610,7 +620,8 @@ class _Handlers:
         return json_response({"status": "ok"})
 
     async def readyz(self, request: Request) -> Response:
-        """Readiness: started, not shutting down, and the database answers."""
+        """Readiness: started, not shutting down, and what the configuration needs answers:
+        the database (SQLite: and its write lock is free), and Redis when configured."""
         resources: Resources | None = getattr(request.state, "resources", None)
         if resources is None or self.rt.stopping:
             return json_response({"status": "unavailable", "reason": "not started"}, 503)
@@ -620,9 +631,21 @@ class _Handlers:
             ready = False
         if not ready:
             return json_response({"status": "unavailable", "reason": "database"}, 503)
+        # Redis (LIVER_CDS_REDIS_URL with auth required) holds every token's jti: while it is
+        # down every authenticated call is a 401, so this replica is not ready either.
+        shared_state = getattr(resources.authenticator, "shared_state_ready", None)
+        if shared_state is not None:
+            try:
+                shared_ready = await asyncio.wait_for(shared_state(), timeout=READY_TIMEOUT_S)
+            except Exception:
+                shared_ready = False
+            if not shared_ready:
+                return json_response({"status": "unavailable", "reason": "redis"}, 503)
         return json_response({"status": "ready"})
 
     async def openapi(self, request: Request) -> Response:
+        if not self._internal.allows(request.headers.get("authorization")):
+            raise HTTPException(status_code=404)  # the answer of an unknown path
         return json_response(self._openapi)
 
 
