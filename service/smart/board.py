@@ -57,7 +57,10 @@ def summary_text(view: FullView) -> str:
     if liver.involved:
         lines.append(f"- Segments involved: {', '.join(liver.involved)}")
     for lesion in liver.lesions:
-        lines.append(f"- Lesion in {lesion.site}: {lesion.size_cm:g} cm ({_day(lesion.date)})")
+        stale = ", stale" if lesion.stale else ""
+        lines.append(
+            f"- Lesion in {lesion.site}: {lesion.size_cm:g} cm ({_day(lesion.date)}{stale})"
+        )
     if liver.flr_percent is not None:
         threshold = (
             f" (threshold {liver.flr_threshold:g} %)" if liver.flr_threshold is not None else ""

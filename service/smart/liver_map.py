@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Final, Literal
 
 from service.clinical.model import Assessment
@@ -68,6 +68,8 @@ class Lesion:
     size_cm: float
     date: datetime
     source: str
+    stale: bool = False
+    """Older than the imaging lookback window: the engine does not use it."""
 
 
 @dataclass(frozen=True)
@@ -127,9 +129,13 @@ def _used_observations(selection: Selection, at: datetime) -> Iterable[Observati
     return (o for o in selection.observations if o.time <= at)
 
 
-def build_map(assessment: Assessment, selection: Selection) -> LiverMap:
-    """The segment map of ``assessment``, read from the patient's ``selection``."""
+def build_map(
+    assessment: Assessment, selection: Selection, *, imaging_lookback_days: int = 90
+) -> LiverMap:
+    """The segment map of ``assessment``, read from the patient's ``selection``; lesion
+    sizes older than ``imaging_lookback_days`` are marked stale, as the engine reads them."""
     facts = assessment.facts
+    window_start = facts.evaluated_at - timedelta(days=imaging_lookback_days)
     named: set[str] = set()
     sides: set[str] = set()
     diffuse = facts.distribution == "diffuse"
@@ -156,6 +162,7 @@ def build_map(assessment: Assessment, selection: Selection) -> LiverMap:
                     size_cm=o.quantity.value,
                     date=o.time,
                     source=o.ref,
+                    stale=o.time < window_start,
                 )
                 for o in _used_observations(selection, facts.evaluated_at)
                 if o.kind == "tumour-size"

@@ -80,6 +80,7 @@ class FullView:
     liver: liver_map.LiverMap
     liver_svg: str
     resection: liver_map.Resection | None
+    imaging_lookback_days: int
     option_labels: dict[str, str]
     """Option code -> its label in ``cards/`` (for the resections of the map)."""
     trends: trends.TrendData
@@ -195,7 +196,9 @@ def build_view(record: EvaluatedRecord, settings: Settings) -> FullView:
     has_assessment = assessment.verdict is not None
     sources = cited_sources(content, assessment) if has_assessment else []
     rule = content.rules.get(assessment.rule)
-    liver = liver_map.build_map(assessment, record.selection)
+    liver = liver_map.build_map(
+        assessment, record.selection, imaging_lookback_days=settings.imaging_lookback_days
+    )
     resection = liver.resections[0] if liver.resections else None
     trend_data = trends.build_trends(
         assessment, record.selection, lookback_days=settings.lookback_days
@@ -223,6 +226,7 @@ def build_view(record: EvaluatedRecord, settings: Settings) -> FullView:
         liver=liver,
         liver_svg=liver_map.svg(liver, resection=resection),
         resection=resection,
+        imaging_lookback_days=settings.imaging_lookback_days,
         option_labels={code: option.label for code, option in content.options.items()},
         trends=trend_data,
         board_summary="",

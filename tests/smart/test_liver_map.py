@@ -113,3 +113,13 @@ def test_each_label_point_lies_in_its_own_segment_only(shape: liver_map.SegmentS
     # Drawn later means drawn on top: the caudate lobe (I) over segment IV.
     later = [s for s in others if SHAPES.index(s) > SHAPES.index(shape)]
     assert later == []
+
+
+async def test_a_size_older_than_the_imaging_window_is_shown_as_stale() -> None:
+    resources = colorectal(b.site(b.SEG["VI"]))
+    resources.append(b.size_obs("old", 2.5, site_code=b.SEG["VI"], when=b.AT - timedelta(days=91)))
+    resources.append(b.size_obs("edge", 2.6, site_code=b.SEG["VI"], when=b.AT - timedelta(days=90)))
+    record = await evaluated(resources, PID, b.AT)
+    liver = liver_map.build_map(record.assessment, record.selection, imaging_lookback_days=90)
+    stale = {lesion.source: lesion.stale for lesion in liver.lesions}
+    assert stale == {"Observation/old": True, "Observation/edge": False}
