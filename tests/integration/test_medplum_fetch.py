@@ -26,7 +26,9 @@ if TYPE_CHECKING:  # the fixture provides it; tests/ layout decides the import n
 pytestmark = pytest.mark.integration
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "patients"
-SETTINGS = replace(Settings(), fhir_timeout_s=10.0, call_budget_s=10.0)
+# auth="required" as deployed: the caller is told why a fetch failed ("HTTP 401"); with auth
+# off every network-level failure reads the same (tests/fhir/test_fetch_oracle.py).
+SETTINGS = replace(Settings(), auth="required", fhir_timeout_s=10.0, call_budget_s=10.0)
 """Generous: a shared CI machine must not turn a slow test server into a failure."""
 PATIENT = "it-liver-1"
 OTHER = "it-other-2"
