@@ -22,6 +22,9 @@ Prototypes
   auditbatch=L:B the audit writer lingers L ms (default 50) for batches of up to B
                 records (default 100).
 
+  switchinterval=S ``sys.setswitchinterval(S)`` at start-up (default 0.005 s): how long a
+                thread waiting for the GIL lets the running one keep it.
+
 Probes (cost of a stage; not proposals)
   nodepth       skip the JSON nesting-depth scan (orjson's own 1024-level cap remains).
   nodupcheck    skip the repeated patientId/fhirServer key check.
@@ -138,6 +141,10 @@ def auditbatch(value: str) -> None:
     SqlStore.__init__ = patched  # type: ignore[method-assign]
 
 
+def switchinterval(value: str) -> None:
+    sys.setswitchinterval(float(value or 0.005))
+
+
 def nolog(_: str) -> None:
     import logging
 
@@ -185,6 +192,7 @@ PATCHES: dict[str, Callable[[str], None]] = {
     "gcstats": gcstats,
     "auditbatch": auditbatch,
     "nolog": nolog,
+    "switchinterval": switchinterval,
 }
 
 
