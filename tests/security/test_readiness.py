@@ -21,6 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from service.settings import Settings
+
 from .app_helpers import running, settings_for, write_trust
 from .tokens import SigningKey, issuer
 
@@ -58,7 +60,7 @@ def throwaway_redis() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
         process.wait(timeout=10)
 
 
-def auth_settings(tmp_path: Path, key: SigningKey, redis_url: str) -> object:
+def auth_settings(tmp_path: Path, key: SigningKey, redis_url: str) -> Settings:
     return settings_for(
         tmp_path,
         auth="required",
@@ -74,7 +76,7 @@ async def readyz(client: httpx.AsyncClient) -> tuple[int, str]:
 
 async def test_redis_on_a_closed_port_is_not_ready(tmp_path: Path, ec_key: SigningKey) -> None:
     settings = auth_settings(tmp_path, ec_key, f"redis://127.0.0.1:{free_port()}/0")
-    async with running(settings) as client:  # type: ignore[arg-type]
+    async with running(settings) as client:
         assert await readyz(client) == (503, "redis")
 
 
@@ -84,7 +86,7 @@ async def test_readiness_follows_redis_going_down(
     throwaway_redis: tuple[str, subprocess.Popen[bytes]],
 ) -> None:
     url, process = throwaway_redis
-    async with running(auth_settings(tmp_path, ec_key, url)) as client:  # type: ignore[arg-type]
+    async with running(auth_settings(tmp_path, ec_key, url)) as client:
         assert (await client.get("/readyz")).status_code == 200
         process.terminate()
         process.wait(timeout=10)
