@@ -170,7 +170,7 @@ async def test_patient_conditions_and_observations_are_fetched_with_the_bearer_t
     fhir: MedplumServer,
 ) -> None:
     result = await fetch(fhir)
-    assert result.fetched_keys == ("patient", "conditions", "observations")
+    assert result.fetched_keys == ("patient", "conditions", "observations", "procedures")
     assert result.notes == []
     got = ids(result)
     assert got[0] == f"Patient/{PATIENT}"
@@ -206,7 +206,7 @@ async def test_an_unknown_patient_gives_no_data_and_a_note_on_the_patient_read(
 ) -> None:
     result = await fetch(fhir, patient="it-nobody")
     assert result.resources == []
-    assert result.fetched_keys == ("conditions", "observations")
+    assert result.fetched_keys == ("conditions", "observations", "procedures")
     assert [n.resource for n in result.notes] == ["FHIR server 'patient'"]
     assert "HTTP 404" in result.notes[0].problem
 
@@ -218,7 +218,7 @@ def _matches_template(resource: dict[str, Any], patient: str, observation_codes:
     subject = resource.get("subject")
     if not isinstance(subject, dict) or subject.get("reference") != f"Patient/{patient}":
         return False
-    if kind == "Condition":
+    if kind in ("Condition", "Procedure"):
         return True
     if kind != "Observation":
         return False
