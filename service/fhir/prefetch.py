@@ -41,7 +41,15 @@ from service.observability import get_logger
 from service.settings import Settings
 
 from .bundle import BundleShapeError, outcome_codes, outcome_text, unpack
-from .client import FetchError, FhirClients, count_failure, get_json, join_url, same_base
+from .client import (
+    FetchError,
+    FhirClients,
+    count_failure,
+    get_json,
+    join_url,
+    normalise_base,
+    same_base,
+)
 from .template import TemplateError, render
 
 __all__ = [
@@ -66,7 +74,8 @@ work between requests, so the call never hangs whatever happens."""
 
 
 class PrefetchShapeError(Exception):
-    """A prefetch value is not a resource, a Bundle or null (-> 400)."""
+    """A prefetch value is not a resource, a Bundle or null, or a prefetched next link or
+    ``fhirServer`` cannot be requested (-> 400: the caller's request is wrong)."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -247,6 +256,8 @@ async def resolve(
         return _result(templates, by_key, notes, (), sent)
 
     base = fhir_server.rstrip("/")
+    if missing or continued:  # something will be requested from it
+        _check_usable(base)
     for key in missing:
         try:
             rendered = render(templates[key], context, user_id)
@@ -259,7 +270,13 @@ async def resolve(
             continue
         plans[key] = _Plan(key, join_url(base, rendered), expected_type(rendered))
     for key, link in continued.items():
-        plan = _Plan(key, str(httpx.URL(base + "/").join(link)), None, pages_done=1)
+        try:
+            next_url = str(httpx.URL(base + "/").join(link))
+        except (httpx.InvalidURL, ValueError):  # idna's errors are ValueErrors
+            raise PrefetchShapeError(
+                f"prefetch '{key}' has a next link that is not a URL"
+            ) from None
+        plan = _Plan(key, next_url, None, pages_done=1)
         plan.resources = by_key.pop(key)
         plans[key] = plan
 
@@ -297,6 +314,21 @@ async def resolve(
         if k in fetched or (k in given and k not in missing and k not in continued)
     )
     return _result(templates, by_key, notes, fetched_keys, complete)
+
+
+def _check_usable(base: str) -> None:
+    """Refuse (400) a ``fhirServer`` httpx cannot send requests to.
+
+    The protocol layer checked it is an absolute http(s) URL (``urllib``'s reading); httpx
+    is stricter (IDNA 2008 host names: ``https://xn--a.com``, ``https://。.org``), and a
+    base it cannot parse would fail in the client pool as an unexpected fault (a 500).
+    """
+    try:
+        normalise_base(base)
+    except (httpx.InvalidURL, ValueError):  # idna's errors are ValueErrors
+        raise PrefetchShapeError(
+            "fhirServer is not a URL the service can send requests to"
+        ) from None
 
 
 _SEARCH_BUNDLE_TYPES: Final = frozenset({"searchset", "collection"})

@@ -719,3 +719,28 @@ async def test_a_first_page_only_is_not_complete() -> None:
         full_prefetch(procedures=first_page), fhir_server=None, templates=V2_TEMPLATES
     )
     assert not result.complete("procedures")
+
+
+# --- URLs httpx cannot request: the caller's mistake, a 400 (never an unexpected 500) ----------
+
+
+@pytest.mark.parametrize("link", ["http://[::1", "//[zz]/Observation", "\x00://x"])
+async def test_a_prefetched_next_link_that_is_not_a_url_is_a_400_naming_the_key(link: str) -> None:
+    server = FakeFhir()
+    prefetch = full_prefetch(observations=bundle(observation(1), next_url=link))
+    with pytest.raises(PrefetchShapeError, match="prefetch 'observations' has a next link"):
+        await call(prefetch, server)
+    assert server.urls() == []
+
+
+@pytest.mark.parametrize("fhir_server", ["https://xn--a.com/fhir", "https://\u3002.org/fhir"])
+async def test_a_fhir_server_httpx_cannot_request_is_a_400_naming_it(fhir_server: str) -> None:
+    server = FakeFhir()
+    with pytest.raises(PrefetchShapeError, match="fhirServer is not a URL"):
+        await call({"patient": None}, server, fhir_server=fhir_server)
+    assert server.urls() == []
+
+
+async def test_a_fhir_server_httpx_cannot_request_is_not_judged_when_nothing_is_fetched() -> None:
+    result = await call(full_prefetch(), fhir_server="https://xn--a.com/fhir")
+    assert result.fetched_keys == ()
