@@ -112,7 +112,10 @@ class SqlStore:
             await self._write_audit_batch(engine, records)
 
         async def ping() -> bool:
-            return await _ping(engine)
+            # "Does the database answer?" before the writer drops a refused record: on
+            # SQLite a SELECT answers while another process holds the write lock, so the
+            # lock is probed too (else every queued record would be dropped as refused).
+            return await _ready(engine)
 
         return AuditWriter(write, ping, **self._writer_options)
 
@@ -312,12 +315,7 @@ class SqlStore:
         ever (a stuck migration, an operator's ``BEGIN EXCLUSIVE`` in the sqlite3 shell), yet
         every feedback then fails and the audit queue grows: not ready.
         """
-        if not await _ping(self.engine):
-            return False
-        path = self.engine.url.database if self.engine.dialect.name == "sqlite" else None
-        if not path or path == ":memory:":
-            return True
-        return await asyncio.to_thread(_sqlite_write_lock_free, path)
+        return await _ready(self.engine)
 
     async def purge(self, *, now: datetime | None = None, days: int | None = None) -> PurgeResult:
         """Delete audit and feedback rows older than ``days`` (default: the retention setting).
@@ -374,6 +372,16 @@ def _sqlite_write_lock_free(path: str) -> bool:
         log.warning("database write lock not available", extra={"error": type(exc).__name__})
         return False
     return True
+
+
+async def _ready(engine: AsyncEngine) -> bool:
+    """``SELECT 1`` answers and, on an SQLite file, the write lock can be taken."""
+    if not await _ping(engine):
+        return False
+    path = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not path or path == ":memory:":
+        return True
+    return await asyncio.to_thread(_sqlite_write_lock_free, path)
 
 
 async def _ping(engine: AsyncEngine) -> bool:

@@ -68,3 +68,28 @@ def test_a_batch_is_written_whole_or_not_at_all(tmp_path: Path) -> None:
     _run_transaction(connection, statements[:1])
     assert connection.execute("SELECT count(*) FROM x").fetchone() == (2,)
     connection.close()
+
+
+async def test_records_wait_out_another_process_holding_the_write_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SELECT 1 answers while another process holds SQLite's write lock (WAL): the writer
+    # must not read "the database answers" as "it refuses these records" and drop them.
+    import asyncio
+
+    from service.store import engine as engine_module
+
+    monkeypatch.setattr(engine_module, "SQLITE_BUSY_TIMEOUT_MS", 50)
+    path = tmp_path / "audit.db"
+    store = await open_store(Settings(database_url=f"sqlite:///{path}", audit_key="k"))
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        store.audit(hook_call(patient="patient-7"))
+        await asyncio.sleep(1.5)  # three failed attempts and more
+        holder.execute("ROLLBACK")
+        await asyncio.wait_for(store.flush_audit(), 20)
+    finally:
+        holder.close()
+        await store.close()
+    assert len(_raw_rows(path, t.audit.name)) == 1
