@@ -114,6 +114,23 @@ def test_a_patient_specific_modifier_leads_the_option_risk() -> None:
     ) in text
 
 
+def test_a_low_flr_never_asks_to_grow_the_remnant_before_a_local_resection() -> None:
+    """clinical-rules.md §2 (v2): a segmentectomy or sectionectomy is never held back by the
+    FLR, and cards.md v2: no "consider liver augmentation" for a segmentectomy. A single
+    segment VI metastasis with an FLR of 15 % (rule 21, local resection recommended)."""
+    text = detail(
+        b.colorectal_right(
+            options=(
+                OfferedOption("resection-local", True, rule="21"),
+                OfferedOption("mdt-review", True, rule="21"),
+            ),
+            risk_modifiers=frozenset({"low-flr"}),
+        )
+    )
+    assert "1. Local resection (recommended). Risk: Bleeding, bile leak" in text
+    assert "grown first" not in text
+
+
 def test_findings_the_verdict_relied_on_are_stated_as_not_recorded() -> None:
     text = detail(b.colorectal_right())
     assert "- Not recorded: extrahepatic disease, cirrhosis, macrovascular invasion." in text

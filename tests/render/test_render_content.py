@@ -100,10 +100,13 @@ def test_every_patient_specific_modifier_is_worded_for_the_resections(
     for code in (
         "resection-right-hepatectomy",
         "resection-left-hepatectomy",
-        "resection-local",
         "liver-augmentation",
     ):
         assert set(shipped.options[code].modifiers) == set(modifiers), code
+    # clinical-rules.md §2 (v2): the FLR is consulted only for a major resection; a local
+    # resection is never held back by it, so it carries every modifier but the low FLR's
+    # "unless the remnant is grown first" (cards.md v2: no augmentation for a segmentectomy).
+    assert set(shipped.options["resection-local"].modifiers) == set(modifiers) - {"low-flr"}
     assert "child-pugh-b" in shipped.options["tace"].modifiers
     assert "jaundice" in shipped.options["systemic-therapy"].modifiers
 
