@@ -246,6 +246,32 @@ def test_an_embolisation_code_is_tace_only_when_the_order_points_at_the_liver() 
     ]
 
 
+def test_an_embolisation_whose_reason_code_is_a_liver_malignancy_is_tace() -> None:
+    """An order's reason given as a code (reasonCode C22.0 or C78.7, or SNOMED 94381002),
+    as EHRs attach a diagnosis to an order, points at the liver as a reasonReference does:
+    otherwise TACE ordered as CPT 37243 for a jaundiced HCC would get no check at all. A
+    secondary without a site (C79.9) or a non-liver code does not."""
+
+    def reason(system: str, code: str) -> dict[str, Any]:
+        return {"reasonCode": [{"coding": [{"system": system, "code": code}]}]}
+
+    icd = "http://hl7.org/fhir/sid/icd-10-cm"
+    orders, _ = read_draft_orders(
+        _bundle(
+            _request("hcc", "37243", **reason(icd, "C22.0")),
+            _request("mets", "37243", **reason(icd, "C78.7")),
+            _request("sct", "37243", **reason("http://snomed.info/sct", "94381002")),
+            _request("fibroid", "37243", **reason(icd, "D25.9")),
+            _request("no-site", "37243", **reason(icd, "C79.9")),
+        )
+    )
+    assert [(o.ref, sorted(o.options)) for o in orders] == [
+        ("ServiceRequest/hcc", ["tace"]),
+        ("ServiceRequest/mets", ["tace"]),
+        ("ServiceRequest/sct", ["tace"]),
+    ]
+
+
 def test_unknown_codes_are_not_guessed_at() -> None:
     orders, notes = read_draft_orders(_bundle(_request("x", "99999"), _request("y", "47130")))
     assert [o.ref for o in orders] == ["ServiceRequest/y"]

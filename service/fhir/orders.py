@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from service.fhir.codes import CPT, LIVER_SITES, SNOMED
+from service.fhir.codes import CPT, LIVER_KIND_TAGS, LIVER_SITES, SNOMED, condition_tags
 from service.fhir.read import resource_ref
 from service.notes import DataQualityNote
 
@@ -58,7 +58,8 @@ CPT_ORDER_OPTIONS: Final[dict[str, frozenset[str]]] = {
 applies to it, and it agrees with the assessment only where a hemihepatectomy is offered.
 TACE has no code of its own: CPT 37243 (vascular embolization for tumours, organ ischaemia
 or infarction) is read as TACE only when the order names a liver site or one of the
-patient's liver Conditions as its reason (:data:`CPT_LIVER_CONTEXT_OPTIONS`), because the
+patient's liver Conditions (or a liver malignancy code) as its reason
+(:data:`CPT_LIVER_CONTEXT_OPTIONS`), because the
 same code serves uterine, renal and other embolisations. HAIC (pump placement), SBRT and a
 transplant referral have no code verified for this purpose here: they are recognised by
 the treatment-option code system only (docs/integrator.md)."""
@@ -159,6 +160,17 @@ def _points_at_liver(resource: Mapping[str, Any], liver_conditions: frozenset[st
             ref = reason.get("reference") if isinstance(reason, dict) else None
             if isinstance(ref, str) and ref in liver_conditions:
                 return True
+    codes = resource.get("reasonCode")
+    if isinstance(codes, list):
+        # A reason given as a code (EHRs attach the diagnosis so): a liver malignancy code of
+        # fhir-mapping §2 points at the liver as a reasonReference to its Condition does.
+        for concept in codes:
+            codings = concept.get("coding") if isinstance(concept, dict) else None
+            for coding in codings if isinstance(codings, list) else ():
+                if isinstance(coding, dict) and (
+                    condition_tags(coding.get("system"), coding.get("code")) & LIVER_KIND_TAGS
+                ):
+                    return True
     return False
 
 
