@@ -130,7 +130,9 @@ def patient_banner(resources: list[dict[str, Any]], patient_id: str) -> str:
     name = names[0] if isinstance(names, list) and names and isinstance(names[0], dict) else {}
     text = name.get("text")
     if not isinstance(text, str):
-        given = [g for g in name.get("given") or () if isinstance(g, str)]
+        given_names = name.get("given")
+        given_list = given_names if isinstance(given_names, list) else []
+        given = [g for g in given_list if isinstance(g, str)]
         family = name.get("family")
         text = " ".join([*given, family] if isinstance(family, str) else given)
     if text:

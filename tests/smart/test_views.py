@@ -170,3 +170,17 @@ def test_the_banner_names_the_patient_the_record_belongs_to() -> None:
     assert patient_banner([split], "p") == "Ada B Lovelace, born 1962-05-04, female"
     assert patient_banner([other], "p") == ""
     assert patient_banner([{"resourceType": "Patient", "id": "p", "name": "x"}], "p") == ""
+
+
+@pytest.mark.parametrize("given", [1.5, True, {"Ada": 1}, "Ada"])
+def test_a_malformed_given_name_is_left_out_of_the_banner(given: object) -> None:
+    # The EHR's Patient is data, not a contract: HumanName.given must be a list of strings.
+    from service.smart.record import patient_banner
+
+    patient = {
+        "resourceType": "Patient",
+        "id": "p",
+        "name": [{"given": given, "family": "Lovelace"}],
+        "birthDate": "1962-05-04",
+    }
+    assert patient_banner([patient], "p") == "Lovelace, born 1962-05-04"
