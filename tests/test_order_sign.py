@@ -272,6 +272,34 @@ def test_an_embolisation_whose_reason_code_is_a_liver_malignancy_is_tace() -> No
     ]
 
 
+def test_an_icd_10_pcs_resection_code_is_a_liver_directed_order() -> None:
+    """§8: a ServiceRequest is liver-directed when its code is "a resection code of
+    fhir-mapping §8", which lists ICD-10-PCS 0FT1*/0FT2* (right/left lobe) and 0FB0*-0FB2*
+    (excision, not a biopsy: 7th character X) beside CPT. A right hepatectomy ordered as
+    0FT10ZZ after a previous hemihepatectomy was not checked at all."""
+    pcs = "http://www.cms.gov/Medicare/Coding/ICD10"
+
+    def coded(rid: str, code: str) -> dict[str, Any]:
+        request = _request(rid, code)
+        request["code"]["coding"][0]["system"] = pcs
+        return request
+
+    orders, _ = read_draft_orders(
+        _bundle(
+            coded("right", "0FT10ZZ"),
+            coded("left", "0FT24ZZ"),
+            coded("excision", "0FB10ZZ"),
+            coded("biopsy", "0FB03ZX"),
+            coded("short", "0FT1"),
+        )
+    )
+    assert [(o.ref, sorted(o.options)) for o in orders] == [
+        ("ServiceRequest/right", ["resection-right-hepatectomy"]),
+        ("ServiceRequest/left", ["resection-left-hepatectomy"]),
+        ("ServiceRequest/excision", ["resection-local"]),
+    ]
+
+
 def test_unknown_codes_are_not_guessed_at() -> None:
     orders, notes = read_draft_orders(_bundle(_request("x", "99999"), _request("y", "47130")))
     assert [o.ref for o in orders] == ["ServiceRequest/y"]

@@ -7,7 +7,8 @@ A ServiceRequest is liver-directed when one of its codings is
 
 * a treatment option of this service's own code system (so a ServiceRequest that a
   patient-view suggestion created, and the clinician then signs, is checked), or
-* a verified CPT code of a liver-directed procedure (:data:`CPT_ORDER_OPTIONS`).
+* a verified CPT code of a liver-directed procedure (:data:`CPT_ORDER_OPTIONS`), or
+* an ICD-10-PCS liver resection code of fhir-mapping §8 (:data:`PCS_ORDER_OPTIONS`).
 
 What is not recognised is not guessed at: an order with only other codes is not checked
 (no card), which is the hook's own rule for services that do not know an order.
@@ -20,7 +21,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from service.fhir.codes import CPT, LIVER_KIND_TAGS, LIVER_SITES, SNOMED, condition_tags
+from service.fhir.codes import (
+    CPT,
+    ICD10PCS,
+    LIVER_KIND_TAGS,
+    LIVER_SITES,
+    SNOMED,
+    condition_tags,
+    resection_extent,
+)
 from service.fhir.read import resource_ref
 from service.notes import DataQualityNote
 
@@ -63,6 +72,18 @@ patient's liver Conditions (or a liver malignancy code) as its reason
 same code serves uterine, renal and other embolisations. HAIC (pump placement), SBRT and a
 transplant referral have no code verified for this purpose here: they are recognised by
 the treatment-option code system only (docs/integrator.md)."""
+
+PCS_ORDER_OPTIONS: Final[dict[str, frozenset[str]]] = {
+    "0FT1": frozenset({"resection-right-hepatectomy"}),  # resection of right lobe liver
+    "0FT2": frozenset({"resection-left-hepatectomy"}),  # resection of left lobe liver
+    "0FB0": frozenset({"resection-local"}),  # excision of liver
+    "0FB1": frozenset({"resection-local"}),  # excision of right lobe liver
+    "0FB2": frozenset({"resection-local"}),  # excision of left lobe liver
+}
+"""ICD-10-PCS resection codes of fhir-mapping §8 (by their first four characters) -> the
+treatment options they are. clinical-rules §8 counts "a resection code of fhir-mapping §8"
+as liver-directed; a code is used only when :func:`service.fhir.codes.resection_extent`
+reads it as a resection (seven characters; an excision with qualifier X is a biopsy)."""
 
 CPT_LIVER_CONTEXT_OPTIONS: Final[dict[str, frozenset[str]]] = {"37243": frozenset({"tace"})}
 """CPT codes that are a liver-directed option only when the order points at the liver."""
@@ -131,6 +152,8 @@ def _read(
             found = CPT_ORDER_OPTIONS.get(value, frozenset())
             if not found and liver:
                 found = CPT_LIVER_CONTEXT_OPTIONS.get(value, frozenset())
+        elif system == ICD10PCS and resection_extent(system, value) is not None:
+            found = PCS_ORDER_OPTIONS.get(value.strip().upper()[:4], frozenset())
         if found:
             options |= found
             if display is None and isinstance(coding.get("display"), str):
