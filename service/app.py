@@ -496,12 +496,7 @@ class _Handlers:
         try:
             check_fhir_server(identity, hook.fhir_server, self.settings)
         except FhirServerNotAllowed as exc:
-            given = hook.prefetch or {}
-            missing = [
-                key
-                for key in service.prefetch
-                if key not in given and key not in prefetch.OPTIONAL_KEYS
-            ]
+            missing = prefetch.unresolved_keys(service.prefetch, hook.prefetch)
             if not missing:
                 log.info(
                     "fhirServer not allowed; using the complete prefetch only",
@@ -509,7 +504,8 @@ class _Handlers:
                 )
                 return DataAccess()
             raise PreconditionFailed(
-                f"{exc}; prefetch is missing {', '.join(missing)}, so the data cannot be obtained"
+                f"{exc}; prefetch does not hold {', '.join(missing)} in full (not sent, an "
+                "OperationOutcome, or only a first page), so the data cannot be obtained"
             ) from None
         return DataAccess(
             clients=_resources(request).fhir_clients,

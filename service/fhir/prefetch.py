@@ -40,7 +40,7 @@ from service.notes import DataQualityNote
 from service.observability import get_logger
 from service.settings import Settings
 
-from .bundle import BundleShapeError, outcome_codes, outcome_text, unpack
+from .bundle import BundleShapeError, next_link, outcome_codes, outcome_text, unpack
 from .client import (
     FetchError,
     FhirClients,
@@ -58,6 +58,7 @@ __all__ = [
     "PrefetchResult",
     "PrefetchShapeError",
     "resolve",
+    "unresolved_keys",
 ]
 
 log: Final = get_logger("fhir.prefetch")
@@ -144,6 +145,34 @@ def expected_type(rendered: str) -> str | None:
     if query or len(segments) != 2 or segments[0][:1] in ("$", "_"):
         return None
     return segments[0]
+
+
+def unresolved_keys(
+    templates: Mapping[str, str],
+    prefetch: Mapping[str, Any] | None,
+    optional_keys: Collection[str] = OPTIONAL_KEYS,
+) -> list[str]:
+    """The essential keys whose data ``prefetch`` does not hold in full, as :func:`resolve`
+    reads it: not sent, sent as an OperationOutcome (the EHR could not prefetch it), or
+    only the first page of a search (a Bundle with a ``next`` link). Without a FHIR server
+    to fetch them from, each is a 412.
+
+    The HTTP layer asks this before it decides whether a call whose ``fhirServer`` it may
+    not use can go on from the prefetch alone; it must read the prefetch as ``resolve`` does.
+    """
+    given: Mapping[str, Any] = prefetch or {}
+    keys = []
+    for key in templates:
+        if key in optional_keys:
+            continue
+        if key not in given:
+            keys.append(key)
+            continue
+        value = given[key]
+        kind = value.get("resourceType") if isinstance(value, dict) else None
+        if kind == "OperationOutcome" or (kind == "Bundle" and next_link(value) is not None):
+            keys.append(key)
+    return keys
 
 
 def _quote_keys(keys: Collection[str]) -> str:

@@ -744,3 +744,32 @@ async def test_a_fhir_server_httpx_cannot_request_is_a_400_naming_it(fhir_server
 async def test_a_fhir_server_httpx_cannot_request_is_not_judged_when_nothing_is_fetched() -> None:
     result = await call(full_prefetch(), fhir_server="https://xn--a.com/fhir")
     assert result.fetched_keys == ()
+
+
+# --- which essential keys the prefetch does not hold in full (read as resolve reads it) ----------
+
+OUTCOME = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "timeout"}]}
+
+
+@pytest.mark.parametrize(
+    ("prefetch", "expected"),
+    [
+        (full_prefetch(), []),
+        (full_prefetch(patient=OUTCOME), []),  # optional: a note, never a 412
+        ({"patient": None}, ["conditions", "observations"]),
+        (None, ["conditions", "observations"]),
+        (full_prefetch(observations=OUTCOME), ["observations"]),
+        (full_prefetch(conditions=bundle(condition(1), next_url=f"{BASE}/x")), ["conditions"]),
+    ],
+)
+async def test_unresolved_keys_are_those_resolve_needs_a_fhir_server_for(
+    prefetch: dict[str, Any] | None, expected: list[str]
+) -> None:
+    from service.fhir.prefetch import unresolved_keys
+
+    assert unresolved_keys(TEMPLATES, prefetch) == expected
+    if expected:
+        with pytest.raises(DataUnavailable):
+            await call(prefetch, fhir_server=None)
+    else:
+        await call(prefetch, fhir_server=None)

@@ -281,3 +281,23 @@ async def test_browser_preflight_needs_no_jwt(auth_settings: Any) -> None:
     assert response.status_code == 200
     allowed = response.headers["access-control-allow-headers"].lower()
     assert "authorization" in allowed
+
+
+async def test_a_prefetch_outcome_with_a_refused_fhir_server_is_a_412_naming_the_policy(
+    tmp_path: Path,
+) -> None:
+    # The prefetch says the EHR could not prefetch 'observations'; the fhirServer that could
+    # supply them is refused: the 412 says why (the policy), not "no fhirServer was given".
+    settings = settings_for(tmp_path, auth="off", fhir_allow_loopback_http=False)
+    request = hook_request()
+    request["fhirServer"] = "http://10.0.0.1/fhir"
+    request["prefetch"]["observations"] = {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": "timeout"}],
+    }
+    async with running(settings) as client:
+        response = await client.post(HOOK_PATH, json=request)
+    assert response.status_code == 412
+    message = response.json()["error"]
+    assert "fhirServer must use https" in message
+    assert "observations" in message
