@@ -203,6 +203,28 @@ def post_get(url: str) -> Any:
     return asyncio.run(run())
 
 
+def test_a_stop_card_never_suggests_the_stopped_order_or_what_the_same_stop_holds_for() -> None:
+    """§8: the stop card offers "the options the assessment does offer" as suggestions. Rule
+    12a recommends TACE to this jaundiced patient, and jaundice stops TACE, TARE and HAIC and
+    any resection: the card that stops the TACE must not propose TACE (or TARE, HAIC, a
+    resection) instead. What is left: systemic therapy and MDT review."""
+    request = load("orders/o-critical-tace-recommended-jaundice.json")
+    evaluation = evaluate_request(request, at=evaluated_at())
+    assert "tace" in evaluation.assessment.offered  # the disagreement this test is about
+    [card] = evaluation.cards
+    assert card["indicator"] == "critical"
+    proposed = {
+        coding["code"]
+        for suggestion in card["suggestions"]
+        for action in suggestion["actions"]
+        for coding in action["resource"]["code"]["coding"]
+    }
+    assert proposed & {"tace", "tare", "haic", "resection-local"} == set()
+    assert "mdt-review" in proposed
+    instead = card["detail"].split("offers instead")[1].split("Advisory")[0]
+    assert "TACE" not in instead and "TARE" not in instead
+
+
 # --- reading the orders ----------------------------------------------------------------------
 
 CPT = "http://www.ama-assn.org/go/cpt"

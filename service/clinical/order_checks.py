@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, Literal
 
-from service.clinical.model import Assessment, Evidence, Facts, Measurement
+from service.clinical.model import Assessment, Evidence, Facts, Measurement, OfferedOption
 from service.fhir.orders import DraftOrder
 
-__all__ = ["OrderFinding", "Stop", "check_orders"]
+__all__ = ["OrderFinding", "Stop", "alternatives", "check_orders"]
 
 Indicator = Literal["critical", "warning", "info"]
 Finding = Literal["critical-stop", "warning-stop", "indeterminate", "agrees", "not-offered"]
@@ -82,6 +82,28 @@ def check_order(assessment: Assessment, order: DraftOrder) -> OrderFinding:
     if order.options & (set(assessment.offered) | NEVER_NOT_OFFERED):
         return OrderFinding(order, "agrees", None)
     return OrderFinding(order, "not-offered", "warning")
+
+
+def alternatives(assessment: Assessment, finding: OrderFinding) -> tuple[OfferedOption, ...]:
+    """The assessment's options an order card may propose instead of the order: never the
+    order's own option, and none that a critical stop holds for.
+
+    §8 has the card offer "the options the assessment does offer"; where the table offers
+    what §8 stops (rule 12a recommends TACE to a jaundiced patient, and jaundice stops TACE,
+    TARE, HAIC and resection), proposing it on the card that stops it would contradict the
+    card. The conservative reading keeps only the options no critical stop holds for
+    (docs/clinical.md). MDT review is never stopped, so it always remains.
+    """
+    out = []
+    for option in assessment.options:
+        if option.code in finding.order.options:
+            continue
+        alone = frozenset({option.code})
+        stopped = (check(assessment, alone) for check in STOPS)
+        if any(stop is not None and stop.severity == "critical" for stop in stopped):
+            continue
+        out.append(option)
+    return tuple(out)
 
 
 # --- the facts a stop shows ------------------------------------------------------------------

@@ -7,7 +7,9 @@ the assessment card of the same patient speak with one voice. An agreeing order 
 
 A ``critical`` or ``warning`` card names the order and the stop, shows the facts that made
 the stop hold (with values and dates) and offers, as suggestions, the options the
-assessment does offer (the same draft proposals the patient-view card carries). An ``info``
+assessment does offer (the same draft proposals the patient-view card carries), except the
+order itself and any option a critical stop holds for
+(:func:`service.clinical.order_checks.alternatives`). An ``info``
 card (indeterminate assessment) lists what data would decide it. Every card has
 overrideReasons; none blocks anything (CDS Hooks has no blocking).
 """
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -24,7 +26,7 @@ import jsonschema
 import yaml
 
 from service.clinical.model import VERDICTS, Assessment, Evidence
-from service.clinical.order_checks import OrderFinding
+from service.clinical.order_checks import OrderFinding, alternatives
 from service.render import markdown as md
 from service.render import templates
 from service.render.cards import (
@@ -200,7 +202,8 @@ def _card(
         "source": {"label": content.source_label, "topic": dict(TOPIC)},
     }
     if kind != "indeterminate":
-        suggestions = option_suggestions(content, assessment, ctx)
+        instead = replace(assessment, options=alternatives(assessment, finding))
+        suggestions = option_suggestions(content, instead, ctx)
         if suggestions:
             card["suggestions"] = suggestions
             card["selectionBehavior"] = "any"
@@ -241,7 +244,7 @@ def _detail(
     if finding.finding != "indeterminate":
         offered = [
             md.text(_option_label(content, o.code)) + (" (recommended)" if o.recommended else "")
-            for o in assessment.options
+            for o in alternatives(assessment, finding)
             if o.code != "mdt-review"
         ]
         parts.append(
