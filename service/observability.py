@@ -336,6 +336,23 @@ class TextFormatter(logging.Formatter):
         return line
 
 
+def _access_query_values_removed(record: logging.LogRecord) -> bool:
+    """A uvicorn access line's path with its query values dropped (names kept).
+
+    uvicorn logs the path with its query string: ``/smart/callback?code=...&state=...``
+    carries the SMART authorization code, ``/smart/launch?...&launch=...`` the EHR's launch
+    token. Neither may reach the log; ``/smart/callback?code&state`` still says what came.
+    """
+    args = record.args
+    if record.name == "uvicorn.access" and isinstance(args, tuple) and len(args) == 5:
+        path = args[2]
+        if isinstance(path, str) and "?" in path:
+            route, _, query = path.partition("?")
+            names = "&".join(part.split("=", 1)[0] for part in query.split("&") if part)
+            record.args = (args[0], args[1], f"{route}?{names}", args[3], args[4])
+    return True
+
+
 class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes to whatever ``sys.stderr`` is at the time of the call.
 
@@ -345,6 +362,7 @@ class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     def __init__(self) -> None:
         super().__init__(sys.stderr)
+        self.addFilter(_access_query_values_removed)
 
     @property
     def stream(self) -> TextIO:

@@ -280,3 +280,23 @@ def test_a_real_uvicorn_server_writes_only_json_lines() -> None:
     assert len(access) == 1
     assert access[0]["path"] == "/metrics" and access[0]["status"] == 200
     assert any(e["logger"] == "uvicorn.error" for e in entries)
+
+
+@pytest.mark.parametrize("log_format", ["json", "text"])
+def test_access_lines_keep_query_names_but_never_their_values(
+    log_format: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The SMART callback's query carries the authorization code (a credential) and the
+    # launch's the EHR's launch token: an access line names the parameters, not their values.
+    logging.config.dictConfig(uvicorn_log_config(Settings(log_format=log_format)))
+    logging.getLogger("uvicorn.access").info(
+        '%s - "%s %s HTTP/%s" %d',
+        "127.0.0.1:51000",
+        "GET",
+        f"/smart/callback?code={SECRET}&state=st4te-{SECRET}",
+        "1.1",
+        303,
+    )
+    err = capsys.readouterr().err
+    assert SECRET not in err
+    assert "/smart/callback?code&state" in err
