@@ -225,6 +225,36 @@ def test_a_stop_card_never_suggests_the_stopped_order_or_what_the_same_stop_hold
     assert "TACE" not in instead and "TARE" not in instead
 
 
+def test_a_hemihepatectomy_at_child_pugh_c_without_cirrhosis_is_stopped_like_one_at_b() -> None:
+    """§8 stops a hemihepatectomy at Child-Pugh B as critical; Child-Pugh C is stopped for
+    every order only with cirrhosis or hcc. Colorectal metastases, no cirrhosis, INR 2.5,
+    albumin 2.5 g/dL, severe ascites: Child-Pugh C 11 (rule 4a). The right hepatectomy was
+    only "cannot be checked yet" (info) where the same patient at Child-Pugh B got a critical
+    stop: the Child-Pugh stop holds for class B or worse."""
+    from clinical import builders as b
+
+    from service.clinical.engine import assess
+    from service.fhir.orders import DraftOrder
+
+    resources = [
+        r
+        for r in b.colorectal_right()
+        if r.get("id") not in ("alb", "inr")  # replaced below
+    ] + [
+        b.lab_obs("alb", "1751-7", 2.5, "g/dL"),
+        b.lab_obs("inr", "6301-6", 2.5, "{INR}"),
+        b.condition("ascites", b.ICD, "R18.8", severity="24484000"),
+    ]
+    assessment = assess(resources, patient_id=b.PID, at=b.AT)
+    cp = assessment.scores.child_pugh
+    assert cp is not None and cp.category == "C" and not assessment.facts.cirrhosis
+    assert assessment.rule == "4a"
+    order = DraftOrder("ServiceRequest/rh", frozenset({"resection-right-hepatectomy"}), "47130")
+    [finding] = check_orders(assessment, [order])
+    assert finding.indicator == "critical"
+    assert [s.code for s in finding.stops] == ["hemihepatectomy-child-pugh-b"]
+
+
 # --- reading the orders ----------------------------------------------------------------------
 
 CPT = "http://www.ama-assn.org/go/cpt"

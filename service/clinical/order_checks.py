@@ -193,9 +193,13 @@ def stop_previous_hemihepatectomy(a: Assessment, options: frozenset[str]) -> Sto
 
 
 def stop_hemihepatectomy_child_pugh_b(a: Assessment, options: frozenset[str]) -> Stop | None:
-    """Critical: a hemihepatectomy with Child-Pugh B."""
+    """Critical: a hemihepatectomy with Child-Pugh B, or worse.
+
+    Child-Pugh C stops every order only with cirrhosis or hcc (the first stop); a
+    hemihepatectomy at class C without cirrhosis (laboratory values and ascites alone, rule
+    4a) is stopped here, as it is at class B: a worse class never checks more leniently."""
     cp = a.scores.child_pugh
-    if not options & HEMIHEPATECTOMY or cp is None or cp.category != "B":
+    if not options & HEMIHEPATECTOMY or cp is None or cp.category not in ("B", "C"):
         return None
     return Stop("hemihepatectomy-child-pugh-b", "critical", _present(_child_pugh(a)))
 
