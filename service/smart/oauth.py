@@ -116,6 +116,16 @@ def _endpoint(data: dict[str, Any], name: str) -> str:
     return value
 
 
+def _strings(value: Any) -> frozenset[str]:
+    """The strings of a JSON array; nothing for any other value (a number, a string, an
+    object: a malformed configuration offers no capability, it does not fail the page)."""
+    return (
+        frozenset(v for v in value if isinstance(v, str))
+        if isinstance(value, list)
+        else frozenset()
+    )
+
+
 async def discover(http: httpx.AsyncClient, iss: str) -> SmartConfiguration:
     """Read and check ``<iss>/.well-known/smart-configuration``."""
     status, data = await _get_json(
@@ -128,8 +138,8 @@ async def discover(http: httpx.AsyncClient, iss: str) -> SmartConfiguration:
     config = SmartConfiguration(
         authorization_endpoint=_endpoint(data, "authorization_endpoint"),
         token_endpoint=_endpoint(data, "token_endpoint"),
-        capabilities=frozenset(c for c in capabilities or () if isinstance(c, str)),
-        code_challenge_methods=frozenset(m for m in methods or () if isinstance(m, str)),
+        capabilities=_strings(capabilities),
+        code_challenge_methods=_strings(methods),
     )
     if "S256" not in config.code_challenge_methods:
         raise LaunchError("the EHR's authorization server does not offer PKCE S256", 502)

@@ -57,6 +57,10 @@ async def test_discovery_reads_the_endpoints_from_the_iss() -> None:
         ({"capabilities": ["launch-standalone"]}, "EHR launch"),
         ({"token_endpoint": "http://ehr.example.org/token"}, "token_endpoint"),
         ({"authorization_endpoint": None}, "authorization_endpoint"),
+        ({"code_challenge_methods_supported": 256}, "PKCE S256"),
+        ({"code_challenge_methods_supported": "S256"}, "PKCE S256"),
+        ({"capabilities": True}, "EHR launch"),
+        ({"capabilities": {"launch-ehr": True}}, "EHR launch"),
     ],
 )
 async def test_discovery_refuses_a_server_the_launch_cannot_trust(
