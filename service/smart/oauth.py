@@ -93,7 +93,7 @@ async def _get_json(http: httpx.AsyncClient, method: str, url: str, **kwargs: An
                 if len(body) > MAX_RESPONSE_BYTES:
                     raise LaunchError("the authorization server's answer is too large", 502)
             status = response.status_code
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:  # ValueError: idna's
         raise LaunchError(
             f"the EHR's server could not be reached ({type(exc).__name__})", 502
         ) from None

@@ -153,3 +153,13 @@ def test_only_a_configured_iss_is_accepted() -> None:
     for bad in ("https://ehr.example.org/fhir2", "https://evil.example/fhir", "", None):
         with pytest.raises(oauth.LaunchError):
             oauth.allowed_iss(bad, allowed)
+
+
+async def test_a_token_endpoint_httpx_cannot_request_is_a_502_page_not_a_500() -> None:
+    # It passed discovery's https check (urllib's reading); httpx refuses its IDNA host.
+    async with answering(200, GOOD_TOKEN) as http:
+        with pytest.raises(oauth.LaunchError, match="could not be reached") as caught:
+            await oauth.exchange_code(
+                http, "https://xn--a.example/token", CLIENT, code="c", code_verifier="v"
+            )
+    assert caught.value.status == 502
