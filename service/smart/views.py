@@ -243,7 +243,8 @@ class SmartApp:
             return self.pages.error(exc.status, exc.message)
         if not _FHIR_ID.fullmatch(token.patient):
             return self.pages.error(502, "the EHR's patient context is not a FHIR id")
-        expires_at = time.monotonic() + token.expires_in if token.expires_in else None
+        expires_in = token.expires_in
+        expires_at = time.monotonic() + expires_in if expires_in is not None else None
         session.authorized = Authorized(
             iss=pending.iss,
             patient_id=token.patient,

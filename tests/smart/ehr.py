@@ -82,6 +82,8 @@ class SmartEhr:
     token_requests: list[dict[str, str]] = field(default_factory=list)
     fhir_requests: list[dict[str, Any]] = field(default_factory=list)
     offer_s256: bool = True
+    expires_in: int = 3600
+    """The token response's ``expires_in`` (seconds)."""
 
     @property
     def iss(self) -> str:
@@ -206,7 +208,7 @@ class SmartEhr:
             {
                 "access_token": access_token,
                 "token_type": "Bearer",
-                "expires_in": 3600,
+                "expires_in": self.expires_in,
                 "scope": grant.scope,
                 "patient": grant.patient,
             },

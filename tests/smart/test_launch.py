@@ -223,3 +223,15 @@ def test_the_view_needs_a_launch(stack: Stack) -> None:
         stack.base + "/smart/view", cookies={"liver_cds_smart": "abc.def"}, timeout=30
     )
     assert forged.status_code == 401
+
+
+def test_a_token_that_expires_at_once_is_not_used(stack: Stack) -> None:
+    # expires_in 0 is "already expired", not "no expiry".
+    stack.ehr.expires_in = 0
+    with httpx.Client(timeout=30) as client:
+        callback, _ = authorize(client, stack)
+        assert client.get(callback).status_code == 303
+        page = client.get(stack.base + "/smart/view")
+    assert page.status_code == 401
+    assert "expired" in page.text
+    assert stack.ehr.fhir_requests == []
