@@ -583,7 +583,7 @@ def _read_page(
     against ``page_url`` (servers may send relative links)."""
     if not isinstance(body, dict) or not isinstance(body.get("resourceType"), str):
         raise _limit("body", "the response is not a FHIR resource")
-    kind = body["resourceType"]
+    kind = body["resourceType"][:40]  # the server's string: quoted short in the 412 and log
     if kind == "OperationOutcome":
         raise _limit(
             "body",

@@ -773,3 +773,19 @@ async def test_unresolved_keys_are_those_resolve_needs_a_fhir_server_for(
             await call(prefetch, fhir_server=None)
     else:
         await call(prefetch, fhir_server=None)
+
+
+async def test_a_server_s_resource_type_is_quoted_shortened_in_the_412_and_the_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The server's resourceType is any string it likes: the 412 and the log line quote at
+    # most a short piece of it.
+    long_type = "Junk" + "x" * 100_000
+    server = FakeFhir({"Condition": {"resourceType": long_type}, "Observation": bundle()})
+    with caplog.at_level(logging.WARNING), pytest.raises(DataUnavailable) as caught:
+        await call({"patient": None}, server)
+    assert "a search answered with a Junk" in caught.value.message
+    assert len(caught.value.message) < 300
+    assert all(
+        len(r.getMessage()) + len(str(r.__dict__.get("detail", ""))) < 300 for r in caplog.records
+    )
