@@ -304,3 +304,13 @@ STOPS: Final[tuple[StopCheck, ...]] = (
     stop_transplant_hcc_extrahepatic,
 )
 """Every stop of §8, critical ones first, each checked for every order."""
+
+
+def critical_stops(assessment: Assessment, option: str) -> tuple[Stop, ...]:
+    """The critical stops that would hold for an order of ``option`` for this patient.
+
+    The decision table uses it so that a patient-view card never recommends what the
+    order check at signing stops (rules.py, :func:`~service.clinical.rules.decide`)."""
+    options = frozenset({option})
+    found = (check(assessment, options) for check in STOPS)
+    return tuple(s for s in found if s is not None and s.severity == "critical")

@@ -9,10 +9,9 @@ applies them until one matches. After the matching row come, in this order:
    by a low FLR) offers liver augmentation (*o*) instead (:func:`fallback_augmentation`);
 2. the additions after the table, from rule 6 on (:func:`addition_monitoring`,
    :func:`addition_supportive_care`);
-3. Child-Pugh B without cirrhosis before a recommended hemihepatectomy: not recommended
-   until the liver tests are explained (:func:`modifier_unexplained_liver_tests`, a
-   conservative reading, docs/clinical.md);
-4. the previous-liver-resection modifier, last (:func:`modifier_previous_resection`).
+3. the previous-liver-resection modifier (:func:`modifier_previous_resection`);
+4. last, nothing the order check at signing stops as critical is recommended
+   (:func:`never_recommend_what_signing_stops`, a conservative reading, docs/clinical.md).
 
 Options are collected in the order the row names them ("table order"); the assessment then
 lists recommended options first, each group keeping that order, and ``mdt-review``
@@ -28,6 +27,7 @@ except as *o* in rules 13 and 20) follows from the rows themselves; the property
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -43,6 +43,7 @@ from service.clinical.model import (
     Scores,
     Verdict,
 )
+from service.clinical.order_checks import critical_stops
 from service.clinical.scores import compute_scores
 from service.clinical.thresholds import DEFAULT_THRESHOLDS, Thresholds
 
@@ -1019,44 +1020,6 @@ def addition_supportive_care(
         )
 
 
-def modifier_unexplained_liver_tests(
-    c: Context, verdict: Verdict | None, offered: list[OfferedOption]
-) -> tuple[Verdict | None, list[OfferedOption], str | None]:
-    """Child-Pugh B from laboratory values alone (no cirrhosis: warfarin raising the INR,
-    chemotherapy lowering the albumin, cholestasis) before a recommended hemihepatectomy.
-
-    A conservative reading where the spec pulls two ways (docs/clinical.md): rule 15 (v2)
-    no longer decides for such a patient, and the card names the abnormal tests as "liver
-    function to be explained before surgery"; but the order check at signing (§8) stops a
-    hemihepatectomy with Child-Pugh B as critical. The card must not recommend what the
-    order check stops, so the hemihepatectomy stays offered but is not recommended, and a
-    resectable verdict becomes potentially-resectable until the tests are explained. A local
-    resection keeps its flag: the stop is for major resections only.
-
-    Returns the verdict, the options and the note (None when it did not apply).
-    """
-    cp = c.scores.child_pugh
-    if cp is None or cp.category != "B" or c.facts.cirrhosis:
-        return verdict, offered, None
-    if not any(opt.code in HEMIHEPATECTOMIES and opt.recommended for opt in offered):
-        return verdict, offered, None
-    c.use("child_pugh", "cirrhosis")
-    out = [
-        OfferedOption(opt.code, o, opt.qualifier, opt.rule)
-        if opt.code in HEMIHEPATECTOMIES
-        else opt
-        for opt in offered
-    ]
-    if verdict == "resectable":
-        verdict = "potentially-resectable"
-    note = (
-        "Child-Pugh B from laboratory values without cirrhosis: the liver tests are to be "
-        "explained (anticoagulation, chemotherapy, cholestasis) before a hemihepatectomy, "
-        "which is offered but not recommended until then."
-    )
-    return verdict, out, note
-
-
 PREVIOUS_RESECTION: Final = "addition:previous-liver-resection"
 
 
@@ -1147,9 +1110,6 @@ def decide(
     if rule not in RULES_BEFORE_ADDITIONS:
         addition_monitoring(c, verdict, options)
         addition_supportive_care(c, verdict, options)
-    verdict, options, liver_tests_note = modifier_unexplained_liver_tests(c, verdict, options)
-    if liver_tests_note is not None:
-        notes.append(liver_tests_note)
     verdict, options, resection_note = modifier_previous_resection(c, verdict, options)
     if resection_note is not None:
         notes.append(resection_note)
@@ -1184,7 +1144,7 @@ def decide(
         notes.append(afp_note)
     facts_used = tuple(c.used)
     threshold = _flr_threshold(facts, scores, thresholds)
-    return Assessment(
+    assessment = Assessment(
         facts=facts,
         verdict=verdict,
         rule=rule,
@@ -1200,6 +1160,75 @@ def decide(
         facts_used=facts_used,
         flr_low=None if facts.flr_percent is None else facts.flr_percent < threshold,
         major_resection=facts.distribution in ("right", "left") and not facts.single_section,
+    )
+    return never_recommend_what_signing_stops(assessment)
+
+
+_STOPPED_OPTION_NAMES: Final[dict[str, str]] = {
+    "resection-right-hepatectomy": "The right hepatectomy",
+    "resection-left-hepatectomy": "The left hepatectomy",
+    "resection-local": "Local resection",
+    "liver-augmentation": "Liver augmentation",
+    "ablation": "Ablation",
+    "tace": "TACE",
+    "tare": "TARE",
+    "haic": "HAIC",
+    "sbrt": "SBRT",
+    "systemic-therapy": "Systemic therapy",
+}
+_STOP_REASONS: Final[dict[str, str]] = {
+    "failing-liver-or-performance": "Child-Pugh C or ECOG 3 or worse",
+    "jaundice": "jaundice: its cause is found and treated first",
+    "previous-hemihepatectomy": "a previous hemihepatectomy",
+    "hemihepatectomy-child-pugh-b": (
+        "Child-Pugh B or worse (without cirrhosis: the liver tests, e.g. anticoagulation or "
+        "chemotherapy effects, are to be explained first)"
+    ),
+    "hemihepatectomy-hcc-portal-or-bilirubin": "portal hypertension or a raised bilirubin",
+    "resection-hcc-vascular-or-extrahepatic": "macrovascular invasion or extrahepatic spread",
+    "tace-child-pugh-8": "a Child-Pugh score of 8 or more",
+}
+
+
+def never_recommend_what_signing_stops(assessment: Assessment) -> Assessment:
+    """A conservative reading where the table and the order check (§8) disagree
+    (docs/clinical.md items 35 and 38): an option the row recommends, for which a critical
+    stop of the order check holds (a hemihepatectomy with Child-Pugh B from laboratory
+    values alone, TACE under rule 12 or 12a with jaundice), stays offered but is not
+    recommended, with a note naming the stop; a resectable verdict whose resection is so
+    held back becomes potentially resectable. The card never recommends what signing the
+    same order would stop as critical.
+    """
+
+    held: list[str] = []
+    options: list[OfferedOption] = []
+    for opt in assessment.options:
+        stops = critical_stops(assessment, opt.code) if opt.recommended else ()
+        if opt.code == "mdt-review" or not stops:
+            options.append(opt)
+            continue
+        options.append(OfferedOption(opt.code, o, opt.qualifier, opt.rule))
+        name = _STOPPED_OPTION_NAMES.get(opt.code, opt.code)
+        reasons = "; ".join(_STOP_REASONS.get(s.code, s.code) for s in stops)
+        held.append(
+            f"{name} is offered but not recommended: {reasons} (the order check at signing "
+            "stops it)."
+        )
+    if not held:
+        return assessment
+    verdict = assessment.verdict
+    if (
+        verdict == "resectable"
+        and any(o.code in RESECTIONS and not o.recommended for o in options)
+        and not any(o.code in RESECTIONS and o.recommended for o in options)
+    ):
+        verdict = "potentially-resectable"
+    ordered = tuple(
+        [opt for opt in options if opt.recommended]
+        + [opt for opt in options if not opt.recommended]
+    )
+    return dataclasses.replace(
+        assessment, verdict=verdict, options=ordered, notes=(*assessment.notes, *held)
     )
 
 

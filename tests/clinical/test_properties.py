@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 
 from service.clinical.engine import assess
 from service.clinical.model import Facts, Measurement
+from service.clinical.order_checks import critical_stops
 from service.clinical.rules import RULE_IDS, decide, essential_unknown
 from service.clinical.scores import compute_scores
 
@@ -317,6 +318,17 @@ def test_resection_never_recommended_when_contraindicated(f: Facts) -> None:
     )
     if contraindicated:
         assert not RESECTIONS & set(a.recommended)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(any_facts, hcc_facts, flr_facts))
+def test_no_option_is_recommended_that_signing_it_would_stop_as_critical(f: Facts) -> None:
+    # docs/clinical.md item 38: the patient-view card and the order-sign check agree; an
+    # option a critical stop holds for may be offered, never recommended.
+    a = decide(f)
+    for option in a.options:
+        if option.recommended and option.code != "mdt-review":
+            assert not critical_stops(a, option.code), (a.rule, option.code)
 
 
 @settings(max_examples=200, deadline=None)
