@@ -106,14 +106,14 @@ class Settings:
     # --- SMART on FHIR app: the full assessment view (service/smart) -----------------------
     smart_client_id: str = ""
     """Client id the EHR's authorization server registered for the app; empty: app off."""
-    smart_client_secret: str = ""
+    smart_client_secret: str = field(default="", repr=False)
     """Empty: a public client (PKCE only); set: a confidential client (client_secret_basic)."""
     smart_allowed_iss: tuple[str, ...] = ()
     """FHIR base URLs (launch ``iss``) the app accepts; required when the app is on."""
     smart_scopes: str = (
         "launch patient/Patient.rs patient/Condition.rs patient/Observation.rs patient/Procedure.rs"
     )
-    smart_session_key: str = ""
+    smart_session_key: str = field(default="", repr=False)
     """Key signing the session cookie (at least 32 characters); empty: random per process."""
     smart_session_ttl_s: Annotated[int, Positive] = 3600
     """How long a launched session (and its access token) is kept, at most."""
@@ -126,9 +126,9 @@ class Settings:
     jwks_refresh_min_interval_s: int = 60
 
     # --- Persistence and shared state -------------------------------------------------------
-    database_url: str = "sqlite:///./var/liver-cds.db"
-    redis_url: str = ""
-    audit_key: str = ""
+    database_url: str = field(default="sqlite:///./var/liver-cds.db", repr=False)
+    redis_url: str = field(default="", repr=False)
+    audit_key: str = field(default="", repr=False)
     """Secret key of the keyed hash (HMAC-SHA256) of patient ids in the audit log."""
     audit_plain_patient_id: bool = False
     retention_days: int = 0
@@ -138,7 +138,7 @@ class Settings:
     log_level: str = "info"
     log_format: LogFormat = "auto"
     metrics_enabled: bool = True
-    metrics_token: str = ""
+    metrics_token: str = field(default="", repr=False)
     """Bearer token for ``/metrics`` and ``/openapi.json``. With ``LIVER_CDS_AUTH=required``
     they are served only to a request carrying it (and not at all while it is empty); with
     auth off, to anyone when it is empty."""

@@ -121,3 +121,18 @@ def test_names_are_exact_and_values_stripped() -> None:
 def test_an_empty_list_is_empty_not_the_default() -> None:
     # An empty LIVER_CDS_CORS_ORIGINS turns CORS off; it must never widen to the default "*".
     assert Settings.from_env({"LIVER_CDS_CORS_ORIGINS": ""}).cors_origins == ()
+
+
+def test_secrets_never_appear_in_the_settings_repr() -> None:
+    settings = Settings(
+        smart_client_secret="client-secret-value",
+        smart_session_key="k" * 40,
+        metrics_token="t" * 40,
+        audit_key="audit-key-value",
+        database_url="postgresql://liver:db-password@db.example/liver",
+        redis_url="redis://:redis-password@cache.example:6379/0",
+    )
+    text = repr(settings)
+    for secret in ("client-secret-value", "k" * 40, "t" * 40, "audit-key-value"):
+        assert secret not in text
+    assert "db-password" not in text and "redis-password" not in text
