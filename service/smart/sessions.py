@@ -50,6 +50,10 @@ class Authorized:
     scope: str = ""
     expires_at: float | None = None
     """``time.monotonic()`` value after which the token is not used."""
+    view_id: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+    """Opaque id of this launch's pages (``?v=`` in their URLs): a tab left open from an
+    earlier launch asks for its own launch's id, and is refused once a newer launch in the
+    same browser has replaced the session, instead of being shown the newer patient."""
 
 
 @dataclass

@@ -253,7 +253,7 @@ class SmartApp:
             expires_at=expires_at,
         )
         log.info("smart launch authorized", extra={"iss": pending.iss})
-        view_url = self.pages.prefix + "/smart/view"
+        view_url = f"{self.pages.prefix}/smart/view?v={session.authorized.view_id}"
         return RedirectResponse(view_url, status_code=303, headers=PAGE_HEADERS)
 
     async def _record(self, request: Request) -> EvaluatedRecord | Response:
@@ -261,6 +261,12 @@ class SmartApp:
         authorized = session.authorized if session is not None else None
         if authorized is None:
             return self.pages.error(401, "not launched: open the app from the EHR")
+        asked = request.query_params.get("v")
+        if asked is not None and not _same(asked, authorized.view_id):
+            # A page of an earlier launch (another tab): never show it the newer patient.
+            return self.pages.error(
+                409, "this page belongs to an earlier launch: open the app from the EHR again"
+            )
         if authorized.expires_at is not None and authorized.expires_at <= time.monotonic():
             return self.pages.error(401, "the EHR's authorization has expired: launch again")
         try:
@@ -279,9 +285,12 @@ class SmartApp:
         record = await self._record(request)
         if isinstance(record, Response):
             return record
+        view_id = request.query_params.get("v") or ""
         return self.pages.assessment(
             record,
-            json_url=self.pages.prefix + "/smart/view/service-request.json",
+            json_url=self.pages.prefix
+            + "/smart/view/service-request.json"
+            + (f"?v={view_id}" if view_id else ""),
             origin="EHR launch",
         )
 

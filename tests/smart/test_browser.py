@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -90,7 +91,7 @@ def test_launch_authorize_and_see_the_segment_map_and_the_trends(stack: Stack) -
             page.goto(stack.launch_url())  # what the EHR opens for the card's smart link
             page.wait_for_selector("#approve")  # the EHR's consent page
             page.click("#approve")
-            page.wait_for_url(stack.base + "/smart/view")
+            page.wait_for_url(re.compile(re.escape(stack.base + "/smart/view?v=") + ".+"))
             page.wait_for_selector("body[data-trends=drawn]", state="attached", timeout=10_000)
 
             assert page.get_attribute("#assessment", "data-verdict") == "resectable"

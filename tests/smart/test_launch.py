@@ -66,7 +66,8 @@ def test_ehr_launch_shows_the_full_assessment_read_with_the_users_token(
         assert "patient/Observation.rs" in params["scope"].split()
 
         done = client.get(callback)
-        assert done.status_code == 303 and done.headers["location"] == "/smart/view"
+        assert done.status_code == 303
+        assert re.fullmatch(r"/smart/view\?v=[A-Za-z0-9_-]{16,}", done.headers["location"])
         page = client.get(stack.base + "/smart/view")
         assert page.status_code == 200, page.text[-2000:]
 
@@ -122,6 +123,27 @@ def test_the_draft_mdt_referral_is_valid_fhir_and_carries_the_board_summary(
     summary = re.search(r'<textarea id="board-summary"[^>]*>(.*?)</textarea>', page.text, re.S)
     assert summary is not None
     assert summary[1].replace("&#39;", "'").replace("&amp;", "&") == note["text"]
+
+
+def test_a_tab_left_from_an_earlier_launch_never_shows_the_newer_patient(stack: Stack) -> None:
+    # Tab 1 launched the app (its URL carries its launch's view id); a second launch in the
+    # same browser replaced the session. Reloading tab 1 or downloading its referral must
+    # not serve the second launch's record under the first one's page.
+    with httpx.Client(timeout=30) as client:
+        first, _ = authorize(client, stack)
+        first_page = client.get(first).headers["location"]
+        second, _ = authorize(client, stack)
+        second_page = client.get(second).headers["location"]
+        assert first_page != second_page
+        stale = client.get(stack.base + first_page)
+        stale_json = client.get(
+            stack.base + "/smart/view/service-request.json?" + first_page.split("?", 1)[1]
+        )
+        current = client.get(stack.base + second_page)
+    assert stale.status_code == 409 and "earlier launch" in stale.text
+    assert stale_json.status_code == 409
+    assert current.status_code == 200
+    assert "service-request.json?v=" + second_page.split("v=", 1)[1] in current.text
 
 
 def test_a_confidential_client_authenticates_with_its_secret(ehr: SmartEhr, tmp_path: Path) -> None:
