@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from service.codesystems import TREATMENT_OPTION_SYSTEM
 from service.fhir.codes import (
     CPT,
     ICD10PCS,
@@ -35,13 +36,9 @@ from service.notes import DataQualityNote
 
 __all__ = [
     "CPT_ORDER_OPTIONS",
-    "TREATMENT_OPTION_SYSTEM",
     "DraftOrder",
     "read_draft_orders",
 ]
-
-TREATMENT_OPTION_SYSTEM: Final = "https://liver-cds.org/fhir/CodeSystem/treatment-option"
-"""The system of the codes this service's suggestions carry (cards: treatment options)."""
 
 HEMIHEPATECTOMY: Final = frozenset({"resection-right-hepatectomy", "resection-left-hepatectomy"})
 

@@ -10,9 +10,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from service.codesystems import TREATMENT_OPTION_SYSTEM
 from service.records import AuditSuggestion
-
-TREATMENT_OPTION_SYSTEM = "https://liver-cds.org/fhir/CodeSystem/treatment-option"
 
 
 @dataclass(frozen=True)

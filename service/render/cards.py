@@ -22,6 +22,7 @@ from service.clinical.model import (
     OfferedOption,
     Score,
 )
+from service.codesystems import CARD_TOPIC_SYSTEM, TREATMENT_OPTION_SYSTEM
 from service.render import compact, proposals, schema, templates
 from service.render import markdown as md
 from service.render.content import (
@@ -35,8 +36,6 @@ from service.render.content import (
 )
 from service.render.data_needed import data_needed_card
 from service.render.uuids import random_uuid
-
-CARD_TOPIC_SYSTEM = "https://liver-cds.org/fhir/CodeSystem/card-topic"
 
 _UNSAFE_PLAIN = re.compile(r"[^\w\s./,+%()]")
 """Characters dropped from an unknown engine qualifier before it reaches a plain-text label."""
@@ -299,7 +298,7 @@ def option_suggestions(
         display = text.label + (f" ({qualifier})" if qualifier else "")
         codings = [
             {
-                "system": proposals.TREATMENT_OPTION_SYSTEM,
+                "system": TREATMENT_OPTION_SYSTEM,
                 "code": option.code,
                 "display": text.label,
             },

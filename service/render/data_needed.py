@@ -14,11 +14,11 @@ from collections.abc import Callable
 from typing import Any
 
 from service.clinical.model import Assessment, MissingItem
+from service.codesystems import CARD_TOPIC_SYSTEM
 from service.render import markdown as md
 from service.render import proposals, templates
 from service.render.content import MORE_ITEMS, SUMMARY_MAX, CardContent, MissingContent
 
-CARD_TOPIC_SYSTEM = "https://liver-cds.org/fhir/CodeSystem/card-topic"
 _BRACKETS = re.compile(r"\(([^)]*)\)")
 
 

@@ -27,10 +27,10 @@ import yaml
 
 from service.clinical.model import VERDICTS, Assessment, Evidence
 from service.clinical.order_checks import OrderFinding, alternatives
+from service.codesystems import CARD_TOPIC_SYSTEM
 from service.render import markdown as md
 from service.render import templates
 from service.render.cards import (
-    CARD_TOPIC_SYSTEM,
     RenderContext,
     option_suggestions,
     override_reasons,

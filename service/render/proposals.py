@@ -16,7 +16,6 @@ from typing import Any
 
 from service.render import templates
 
-TREATMENT_OPTION_SYSTEM = "https://liver-cds.org/fhir/CodeSystem/treatment-option"
 DATA_REQUEST_SYSTEM = "https://liver-cds.org/fhir/CodeSystem/data-request"
 """This project's codes for the orders of the data-needed card (cards/data-needed.yaml)."""
 

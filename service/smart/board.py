@@ -13,12 +13,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from service.clinical.model import Assessment
+from service.codesystems import TREATMENT_OPTION_SYSTEM
 from service.render.content import CardContent
-from service.render.proposals import (
-    TREATMENT_OPTION_SYSTEM,
-    reason_references,
-    service_request,
-)
+from service.render.proposals import reason_references, service_request
 
 if TYPE_CHECKING:
     from service.smart.view import FullView
