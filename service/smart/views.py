@@ -43,6 +43,7 @@ from service.smart.record import EvaluatedRecord, RecordError, evaluate_record, 
 from service.smart.sessions import COOKIE_NAME, Authorized, PendingLaunch, SessionStore
 from service.smart.sessions import session_key as make_session_key
 from service.smart.view import build_view
+from service.store.base import AuditRecord
 
 log: Final = get_logger("smart")
 
@@ -106,6 +107,49 @@ def _fhir_clients(request: Request) -> FhirClients:
     if not isinstance(clients, FhirClients):
         raise RecordError("the service has not started", 503)
     return clients
+
+
+FULL_VIEW_AUDIT_SERVICE: Final = "smart-full-view"
+"""The ``service_id`` of the audit rows the full view writes (one per record read)."""
+
+
+def _audit_view(
+    request: Request,
+    authorized: Authorized,
+    record: EvaluatedRecord,
+    at: datetime,
+    elapsed_s: float,
+) -> None:
+    """One audit row per record read through an EHR launch, as for a hook call.
+
+    The full view reads a patient's record from the EHR with the user's token and shows the
+    whole assessment: who looked at which patient's assessment, when and with what result
+    belongs in the same trail as the hook calls. ``hook_instance`` names the launch's opaque
+    view id (no PHI). Never fails the page: a record the audit cannot queue is logged.
+    """
+    resources = getattr(request.state, "resources", None)
+    store = getattr(resources, "store", None)
+    if store is None:
+        return
+    a = record.assessment
+    try:
+        store.audit(
+            AuditRecord(
+                hook_instance=f"full-view:{authorized.view_id}",
+                service_id=FULL_VIEW_AUDIT_SERVICE,
+                at=at,
+                patient_id=authorized.patient_id,
+                status=200,
+                latency_ms=round(elapsed_s * 1000.0, 3),
+                verdict=a.verdict,
+                rule=a.rule,
+                offered=tuple(a.offered),
+                recommended=tuple(a.recommended),
+                ruleset_version=getattr(resources, "ruleset_version", None),
+            )
+        )
+    except Exception as exc:  # the page is made; never fail it for the audit
+        log.error("full view audit record not queued", extra={"error_type": type(exc).__name__})
 
 
 class FullViewPages:
@@ -269,6 +313,8 @@ class SmartApp:
             )
         if authorized.expires_at is not None and authorized.expires_at <= time.monotonic():
             return self.pages.error(401, "the EHR's authorization has expired: launch again")
+        started = time.perf_counter()
+        at = _clock(request)
         try:
             body = await fetch_record(
                 settings=self.settings,
@@ -277,9 +323,11 @@ class SmartApp:
                 access_token=authorized.access_token,
                 patient_id=authorized.patient_id,
             )
-            return await evaluate_record(body, settings=self.settings, at=_clock(request))
+            record = await evaluate_record(body, settings=self.settings, at=at)
         except RecordError as exc:
             return self.pages.error(exc.status, exc.message)
+        _audit_view(request, authorized, record, at, time.perf_counter() - started)
+        return record
 
     async def view(self, request: Request) -> Response:
         record = await self._record(request)

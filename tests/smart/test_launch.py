@@ -257,3 +257,27 @@ def test_a_token_that_expires_at_once_is_not_used(stack: Stack) -> None:
     assert page.status_code == 401
     assert "expired" in page.text
     assert stack.ehr.fhir_requests == []
+
+
+def test_each_record_read_through_a_launch_is_audited_like_a_hook_call(
+    stack: Stack, tmp_path: Path
+) -> None:
+    import sqlite3
+    import time
+
+    with httpx.Client(timeout=30) as client:
+        callback, _ = authorize(client, stack)
+        page_url = client.get(callback).headers["location"]
+        assert client.get(stack.base + page_url).status_code == 200
+    view_id = page_url.split("v=", 1)[1]
+    database = stack.settings.database_url.removeprefix("sqlite:///")
+    rows: list[tuple[str, str, int, str]] = []
+    deadline = time.monotonic() + 10
+    while not rows and time.monotonic() < deadline:  # written off the request path
+        time.sleep(0.1)
+        with sqlite3.connect(database) as db:
+            rows = db.execute(
+                "SELECT hook_instance, service_id, status, verdict FROM liver_cds_audit "
+                "WHERE service_id = 'smart-full-view'"
+            ).fetchall()
+    assert rows == [(f"full-view:{view_id}", "smart-full-view", 200, "resectable")]
