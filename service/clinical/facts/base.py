@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Final
+from typing import Final, get_args
 
 import msgspec
 
@@ -23,16 +23,8 @@ LAB_UNITS_HIGHER_IS_WORSE: Final = frozenset({"bilirubin", "inr", "creatinine", 
 """For two results at the same instant the worse one is kept (deterministic, conservative)."""
 
 
-LAB_ORDER: Final[tuple[LabName, ...]] = (
-    "bilirubin",
-    "albumin",
-    "inr",
-    "platelets",
-    "creatinine",
-    "sodium",
-    "afp",
-    "cea",
-)
+LAB_ORDER: Final[tuple[LabName, ...]] = get_args(LabName)
+"""The labs in the model's order (``LabName``), so the list is written once."""
 
 
 LAB_LABELS: Final[dict[str, str]] = {
