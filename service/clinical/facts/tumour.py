@@ -4,7 +4,7 @@ clinical-rules §2 and §4)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Final
+from typing import Final, get_args
 
 import msgspec
 
@@ -45,15 +45,11 @@ class TumourFacts(msgspec.Struct, frozen=True, gc=False):
         return tuple(dict.fromkeys(c.ref for c in self.liver_conditions))
 
 
-_LISTED_PRIMARIES: Final[tuple[PrimarySite, ...]] = (
-    "colorectal",
-    "neuroendocrine",
-    "neuroendocrine-carcinoma",
-    "pancreas",
-    "breast",
-    "lung",
-    "stomach",
+_LISTED_PRIMARIES: Final[tuple[PrimarySite, ...]] = tuple(
+    site for site in get_args(PrimarySite) if site not in ("other", "unknown")
 )
+"""The primary sites a code names (fhir-mapping §4): every PrimarySite but the two the
+rules infer (``other`` from a related-primary link, ``unknown`` from conflicting ones)."""
 
 
 _PRIMARY_SITES: Final[dict[str, PrimarySite]] = {
