@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))
 
-from bench import run, soak, workloads  # noqa: E402
+from bench import instructions, run, soak, workloads  # noqa: E402
 from bench.prototypes import serve_patched  # noqa: E402
 from service.clinical.engine import assess  # noqa: E402
 from service.fhir import codes  # noqa: E402
@@ -283,3 +283,20 @@ def test_soak_rss_growth_needs_samples_after_warm_up() -> None:
 def test_an_unknown_prototype_patch_is_refused() -> None:
     with pytest.raises(SystemExit):
         serve_patched.apply("no-such-patch")
+
+
+def test_the_instruction_driver_runs_every_stage_and_a_whole_hook_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # What bench/instructions.py runs under callgrind, run once without it: every stage it
+    # names exists, and the whole ASGI call answers 200 (the driver raises otherwise).
+    monkeypatch.setattr(instructions, "WARM_UP", 1)
+    monkeypatch.setattr(sys, "stderr", sys.stderr)  # the driver points stderr at /dev/null
+    for stage in instructions.STAGES:
+        instructions.drive("w0", stage, calls=1)
+
+
+def test_callgrind_output_is_read_for_its_instruction_total() -> None:
+    stderr = "==1== Events    : Ir\n==1== Collected : 4337174959\n==1==\n"
+    match = instructions._IREFS.search(stderr)
+    assert match is not None and int(match.group(1)) == 4_337_174_959
