@@ -59,6 +59,7 @@ from service.protocol import (
     parse_hook_request,
 )
 from service.protocol.audit import card_ids
+from service.protocol.body_budget import BodyBudget, Busy
 from service.protocol.drain import DrainUnreadBody
 from service.protocol.errors import BadRequest, shorten
 from service.protocol.jsonbody import (
@@ -117,6 +118,8 @@ class Resources:
     fhir_clients: FhirClients
     ruleset_version: str
     """Version of the rule set and card content (``cards/``), recorded with every audit row."""
+    body_budget: BodyBudget
+    """Bytes of hook bodies held at once (``LIVER_CDS_BODY_BUDGET_BYTES``)."""
 
 
 @dataclass
@@ -313,6 +316,8 @@ async def _start(
         authenticator=authenticator,
         fhir_clients=fhir_clients,
         ruleset_version=ruleset_version,
+        # Any body under the limit must fit on its own (service/protocol/body_budget.py).
+        body_budget=BodyBudget(max(settings.body_budget_bytes, settings.max_body_bytes)),
     )
 
 
@@ -324,6 +329,10 @@ def error_for(exc: BaseException) -> Response:
     unexpected is a 500 with a generic message; the fault is logged without its message
     (see :func:`_log_fault`), never sent.
     """
+    if isinstance(exc, Busy):
+        return error_response(
+            exc.status, exc.message, headers={"Retry-After": str(exc.retry_after_s)}
+        )
     if isinstance(exc, ProtocolError):
         return error_response(exc.status, exc.message)
     if isinstance(exc, _Unauthorized):
@@ -448,9 +457,24 @@ class _Handlers:
 
     async def _hook(self, request: Request, outcome: _Outcome) -> Response:
         settings = self.settings
-        check_declared_length(request.headers.get("content-length"), settings.max_body_bytes)
+        declared = request.headers.get("content-length")
+        check_declared_length(declared, settings.max_body_bytes)
         service = self._service(request)
         identity = await self._authenticate(request)
+        # The body, what is parsed from it and the cards are held within the body budget;
+        # a body sent without a length may grow to the limit.
+        size = int(declared) if declared is not None else settings.max_body_bytes
+        async with _resources(request).body_budget.hold(size, timeout_s=settings.call_budget_s):
+            return await self._answer(request, service, identity, outcome)
+
+    async def _answer(
+        self,
+        request: Request,
+        service: ServiceDeclaration,
+        identity: ClientIdentity | None,
+        outcome: _Outcome,
+    ) -> Response:
+        settings = self.settings
         data, body = await self._json_body(request, self._hook_parsers[service.id])
         check_repeated_envelope_keys(body, data)
         hook = parse_hook_request(data, service)

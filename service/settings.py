@@ -71,6 +71,9 @@ class Settings:
     Unset, it follows ``host`` and ``port`` (:func:`default_public_url`)."""
     cors_origins: tuple[str, ...] = ("*",)
     max_body_bytes: Annotated[int, Positive] = 5 * 1024 * 1024
+    body_budget_bytes: Annotated[int, Positive] = 32 * 1024 * 1024
+    """Bytes of hook request bodies one worker holds at once (at least ``max_body_bytes``);
+    a call beyond it waits its turn, up to ``call_budget_s``, then gets 503."""
     max_json_depth: Annotated[int, Positive] = 64
     max_resources: Annotated[int, Positive] = 20_000
     """Resources accepted in one call (prefetch plus fetched pages together)."""
