@@ -92,7 +92,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self._in_head and data:
             if self._head_timer is None:
                 self._arm_head_timer()  # the first byte of a kept-alive connection's next request
-            window = self._head_tail + data
+            # A head's end, if within the limit, lies in the first bytes of the chunk: the
+            # body that follows it in the same chunk (up to 256 KiB) is neither copied nor
+            # searched.
+            window = self._head_tail + data[: self._max_head + 4]
             ends = [i + len(end) for end in _HEAD_ENDS if (i := window.find(end)) >= 0]
             counted = len(data) if not ends else max(0, min(ends) - len(self._head_tail))
             self._head_bytes += counted

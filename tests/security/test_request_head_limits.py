@@ -82,6 +82,26 @@ def test_an_oversized_head_is_refused_with_431(server: ServerProcess) -> None:
     assert b"request headers too large" in answer
 
 
+@pytest.mark.parametrize("head_padding", [MAX_HEADER_BYTES - 300, MAX_HEADER_BYTES + 100])
+def test_a_body_sent_with_its_head_in_one_write_counts_only_the_head(
+    server: ServerProcess, head_padding: int
+) -> None:
+    """The head's end is looked for in the chunk's first bytes only; a large body in the
+    same chunk is neither counted as head nor allowed to hide an oversized head."""
+    body = b"{" + b" " * 200_000 + b"}"
+    head = (
+        "POST /cds-services/no-such-service HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"X-Padding: {'a' * head_padding}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    with connect(server) as sock:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            sock.sendall(head + body)
+        answer = read_until_closed(sock, 5)
+    expected = b"HTTP/1.1 404 " if head_padding < MAX_HEADER_BYTES else b"HTTP/1.1 431 "
+    assert answer.startswith(expected)
+
+
 def test_a_header_flood_is_cut_off_near_the_limit(server: ServerProcess) -> None:
     """Header lines sent without end: the server answers 431 and closes as soon as the
     count passes the limit, whatever the client still has to send (64 MiB here)."""
