@@ -8,11 +8,11 @@ score with the values it used so a clinician can check it by hand. All cut-offs 
 from __future__ import annotations
 
 import math
-from typing import Final
+from typing import Final, NamedTuple
 
 from service.clinical.facts import format_value
 from service.clinical.model import Facts, Measurement, Score, ScoreInput, Scores
-from service.clinical.thresholds import DEFAULT_THRESHOLDS, Thresholds
+from service.clinical.thresholds import DEFAULT_THRESHOLDS, Thresholds, per_thresholds
 
 BILIRUBIN_UMOL_PER_MG_DL: Final = 17.104
 ALBUMIN_G_L_PER_G_DL: Final = 10.0
@@ -44,13 +44,59 @@ def _band(value: float, low: float, high: float, higher_is_worse: bool) -> int:
     return 1 if value > high else (2 if value >= low else 3)
 
 
-_SI_BANDS: Final = {"bilirubin": "umol/L", "albumin": "g/L"}
-"""The SI unit whose own Child-Pugh bands score a value reported in it (rule set v2)."""
+def _band_text(low: float, high: float, unit: str, higher_is_worse: bool) -> str:
+    """The bands in words for the card (``"< 2 / 2-3 / > 3 mg/dL bands"``)."""
+    if higher_is_worse:
+        text = f"< {low:g} / {low:g}-{high:g} / > {high:g}"
+    else:
+        text = f"> {high:g} / {low:g}-{high:g} / < {low:g}"
+    return f"{text} {unit}".rstrip() + " bands"
 
 
-def _cp_lab_points(
-    name: str, m: Measurement, t: Thresholds, higher_is_worse: bool
-) -> tuple[int, str]:
+class _Bands(NamedTuple):
+    """One Child-Pugh lab's bands in one unit, with their wording for the card."""
+
+    low: float
+    high: float
+    unit: str
+    text: str
+
+
+class _LabBands(NamedTuple):
+    """A Child-Pugh lab's canonical bands, and its SI bands when it has its own (v2)."""
+
+    higher_is_worse: bool
+    canonical: _Bands
+    si: _Bands | None
+
+
+@per_thresholds
+def _child_pugh_bands(t: Thresholds) -> dict[str, _LabBands]:
+    """The Child-Pugh bands of each lab, built (and worded) once per :class:`Thresholds`.
+
+    They depend on the thresholds only, not on the patient: built once, instead of the
+    band dicts rebuilt and six numbers formatted again for every lab of every call.
+    """
+
+    def bands(low: float, high: float, unit: str, worse: bool) -> _Bands:
+        return _Bands(low, high, unit, _band_text(low, high, unit, worse))
+
+    return {
+        "bilirubin": _LabBands(
+            True,
+            bands(t.cp_bilirubin_low, t.cp_bilirubin_high, "mg/dL", True),
+            bands(t.cp_bilirubin_low_umol_l, t.cp_bilirubin_high_umol_l, "umol/L", True),
+        ),
+        "albumin": _LabBands(
+            False,
+            bands(t.cp_albumin_low, t.cp_albumin_high, "g/dL", False),
+            bands(t.cp_albumin_low_g_l, t.cp_albumin_high_g_l, "g/L", False),
+        ),
+        "inr": _LabBands(True, bands(t.cp_inr_low, t.cp_inr_high, "", True), None),
+    }
+
+
+def _cp_lab_points(name: str, m: Measurement, t: Thresholds) -> tuple[int, str]:
     """Points of a Child-Pugh lab, and the band used, in words for the card.
 
     Rule set v2 (clinical-rules §4): every value unrounded; one reported in SI units
@@ -59,28 +105,13 @@ def _cp_lab_points(
     converted to the canonical unit and compared unrounded. Boundaries are in the middle
     band. Rounding is for display only: 33.9 umol/L is 1 point although it reads 2.0 mg/dL.
     """
-    bands: dict[str, tuple[float, float, str]] = {
-        "bilirubin": (t.cp_bilirubin_low, t.cp_bilirubin_high, "mg/dL"),
-        "albumin": (t.cp_albumin_low, t.cp_albumin_high, "g/dL"),
-        "inr": (t.cp_inr_low, t.cp_inr_high, ""),
-    }
-    si_bands: dict[str, tuple[float, float]] = {
-        "bilirubin": (t.cp_bilirubin_low_umol_l, t.cp_bilirubin_high_umol_l),
-        "albumin": (t.cp_albumin_low_g_l, t.cp_albumin_high_g_l),
-    }
-    si_unit = _SI_BANDS.get(name)
-    if si_unit is not None and m.reported_unit == si_unit and m.reported_value is not None:
-        low, high = si_bands[name]
-        value, unit = m.reported_value, si_unit
+    lab = _child_pugh_bands(t)[name]
+    si = lab.si
+    if si is not None and m.reported_unit == si.unit and m.reported_value is not None:
+        bands, value = si, m.reported_value
     else:
-        low, high, unit = bands[name]
-        value = m.exact
-    points = _band(value, low, high, higher_is_worse)
-    if higher_is_worse:
-        text = f"< {low:g} / {low:g}-{high:g} / > {high:g}"
-    else:
-        text = f"> {high:g} / {low:g}-{high:g} / < {low:g}"
-    return points, f"{text} {unit}".rstrip() + " bands"
+        bands, value = lab.canonical, m.exact
+    return _band(value, bands.low, bands.high, lab.higher_is_worse), bands.text
 
 
 def child_pugh(facts: Facts, t: Thresholds = DEFAULT_THRESHOLDS) -> Score | None:
@@ -88,9 +119,9 @@ def child_pugh(facts: Facts, t: Thresholds = DEFAULT_THRESHOLDS) -> Score | None
     bili, alb, inr = (facts.labs.get(k) for k in ("bilirubin", "albumin", "inr"))
     if bili is None or alb is None or inr is None:
         return None
-    pb, bb = _cp_lab_points("bilirubin", bili, t, True)
-    pa, ba = _cp_lab_points("albumin", alb, t, False)
-    pi, bi = _cp_lab_points("inr", inr, t, True)
+    pb, bb = _cp_lab_points("bilirubin", bili, t)
+    pa, ba = _cp_lab_points("albumin", alb, t)
+    pi, bi = _cp_lab_points("inr", inr, t)
     pas = facts.ascites_points or 1
     pen = facts.encephalopathy_points or 1
     total = pb + pa + pi + pas + pen
@@ -174,7 +205,11 @@ def albi(facts: Facts, t: Thresholds = DEFAULT_THRESHOLDS) -> Score | None:
     )
 
 
-def _meld_raw(facts: Facts, t: Thresholds) -> tuple[int, list[ScoreInput]] | None:
+_MeldRaw = tuple[int, tuple[ScoreInput, ...]]
+"""MELD and the lab inputs it was computed from (MELD-Na starts from the same)."""
+
+
+def _meld_raw(facts: Facts, t: Thresholds) -> _MeldRaw | None:
     cr, bili, inr = (facts.labs.get(k) for k in ("creatinine", "bilirubin", "inr"))
     if cr is None or bili is None or inr is None:
         return None
@@ -183,24 +218,27 @@ def _meld_raw(facts: Facts, t: Thresholds) -> tuple[int, list[ScoreInput]] | Non
     inr_v = max(inr.value, 1.0)
     raw = 10 * (0.957 * math.log(cr_v) + 0.378 * math.log(bili_v) + 1.120 * math.log(inr_v) + 0.643)
     meld = int(min(max(round_half_up(raw), t.meld_min), t.meld_max))
-    inputs = [
+    inputs = (
         _lab_input("creatinine", "creatinine", cr),
         _lab_input("bilirubin", "bilirubin", bili),
         _lab_input("INR", "inr", inr),
-    ]
+    )
     return meld, inputs
 
 
 def meld(facts: Facts, t: Thresholds = DEFAULT_THRESHOLDS) -> Score | None:
     """MELD: inputs in mg/dL, each < 1 set to 1, creatinine capped at 4, rounded, 6-40."""
-    found = _meld_raw(facts, t)
+    return _meld_score(_meld_raw(facts, t))
+
+
+def _meld_score(found: _MeldRaw | None) -> Score | None:
     if found is None:
         return None
     value, inputs = found
     return Score(
         name="MELD",
         value=value,
-        inputs=tuple(inputs),
+        inputs=inputs,
         note="values below 1 are set to 1; creatinine is capped at 4 mg/dL",
     )
 
@@ -208,7 +246,10 @@ def meld(facts: Facts, t: Thresholds = DEFAULT_THRESHOLDS) -> Score | None:
 def meld_na(facts: Facts, t: Thresholds = DEFAULT_THRESHOLDS) -> Score | None:
     """MELD-Na (OPTN): MELD + 1.32 (137 - Na) - 0.033 MELD (137 - Na), Na bounded 125-137,
     applied only when MELD > 11 (otherwise MELD-Na equals MELD and sodium is not needed)."""
-    found = _meld_raw(facts, t)
+    return _meld_na_score(facts, _meld_raw(facts, t), t)
+
+
+def _meld_na_score(facts: Facts, found: _MeldRaw | None, t: Thresholds) -> Score | None:
     if found is None:
         return None
     base, inputs = found
@@ -340,12 +381,15 @@ def _or_unknown(value: int | None) -> str:
 
 
 def compute_scores(facts: Facts, t: Thresholds = DEFAULT_THRESHOLDS) -> Scores:
+    """Every score of §4. MELD's computation and its inputs are shared with MELD-Na (the
+    two used to compute and format the same three labs twice)."""
     cp = child_pugh(facts, t)
+    raw_meld = _meld_raw(facts, t)
     return Scores(
         child_pugh=cp,
         albi=albi(facts, t),
-        meld=meld(facts, t),
-        meld_na=meld_na(facts, t),
+        meld=_meld_score(raw_meld),
+        meld_na=_meld_na_score(facts, raw_meld, t),
         fong=fong(facts, t),
         bclc=bclc(facts, cp, t),
     )

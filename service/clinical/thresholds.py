@@ -8,8 +8,11 @@ facts around the boundaries follow.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Protocol, TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,34 @@ class Thresholds:
 
 
 DEFAULT_THRESHOLDS = Thresholds()
+
+_PER_THRESHOLDS_CACHE_SIZE = 16
+"""Distinct Thresholds values a :func:`per_thresholds` table remembers (a process uses one
+per settings; tests build many)."""
+
+
+def per_thresholds(build: Callable[[Thresholds], T]) -> Callable[[Thresholds], T]:
+    """``build(t)`` computed once per :class:`Thresholds` object, then reused.
+
+    For tables derived from the thresholds alone (bands and their wording), which would
+    otherwise be rebuilt on every call. Keyed by identity, not by value: hashing a
+    Thresholds hashes its ~60 fields, which costs more than most tables do to build. The
+    object is kept with its table, so its id cannot be reused while the entry exists.
+    """
+    cache: dict[int, tuple[Thresholds, T]] = {}
+
+    def cached(t: Thresholds) -> T:
+        hit = cache.get(id(t))
+        if hit is not None and hit[0] is t:
+            return hit[1]
+        if len(cache) >= _PER_THRESHOLDS_CACHE_SIZE:
+            cache.clear()
+        value = build(t)
+        cache[id(t)] = (t, value)
+        return value
+
+    cached.__doc__ = build.__doc__
+    return cached
 
 
 class LookbackSettings(Protocol):
