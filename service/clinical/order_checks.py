@@ -99,7 +99,7 @@ def alternatives(assessment: Assessment, finding: OrderFinding) -> tuple[Offered
         if option.code in finding.order.options:
             continue
         alone = frozenset({option.code})
-        stopped = (check(assessment, alone) for check in STOPS)
+        stopped = (check(assessment, alone) for check in CRITICAL_STOPS)
         if any(stop is not None and stop.severity == "critical" for stop in stopped):
             continue
         out.append(option)
@@ -291,7 +291,7 @@ def stop_transplant_hcc_extrahepatic(a: Assessment, options: frozenset[str]) -> 
     return Stop("transplant-hcc-extrahepatic", "warning", (_recorded("extrahepatic disease"),))
 
 
-STOPS: Final[tuple[StopCheck, ...]] = (
+CRITICAL_STOPS: Final[tuple[StopCheck, ...]] = (
     stop_failing_liver_or_performance,
     stop_jaundice,
     stop_previous_hemihepatectomy,
@@ -299,10 +299,15 @@ STOPS: Final[tuple[StopCheck, ...]] = (
     stop_hemihepatectomy_hcc_portal_or_bilirubin,
     stop_resection_hcc_vascular_or_extrahepatic,
     stop_tace_child_pugh_8,
+)
+"""The stops of §8 whose stop is critical, in the order of the spec."""
+WARNING_STOPS: Final[tuple[StopCheck, ...]] = (
     stop_hemihepatectomy_flr,
     stop_embolisation_hcc_macrovascular,
     stop_transplant_hcc_extrahepatic,
 )
+"""The stops of §8 that only warn."""
+STOPS: Final[tuple[StopCheck, ...]] = CRITICAL_STOPS + WARNING_STOPS
 """Every stop of §8, critical ones first, each checked for every order."""
 
 
@@ -310,7 +315,9 @@ def critical_stops(assessment: Assessment, option: str) -> tuple[Stop, ...]:
     """The critical stops that would hold for an order of ``option`` for this patient.
 
     The decision table uses it so that a patient-view card never recommends what the
-    order check at signing stops (rules.py, :func:`~service.clinical.rules.decide`)."""
+    order check at signing stops (rules.py, :func:`~service.clinical.rules.decide`).
+    Only the critical stops are checked: a warning stop would be built (with its facts)
+    only to be dropped."""
     options = frozenset({option})
-    found = (check(assessment, options) for check in STOPS)
+    found = (check(assessment, options) for check in CRITICAL_STOPS)
     return tuple(s for s in found if s is not None and s.severity == "critical")

@@ -55,7 +55,8 @@ R: Final = True
 o: Final = False
 """*o*: offered, not recommended."""
 
-COLORECTAL_OR_NET: Final = frozenset({"colorectal", "neuroendocrine"})
+COLORECTAL: Final = frozenset({"colorectal"})
+COLORECTAL_OR_NET: Final = COLORECTAL | {"neuroendocrine"}
 OTHER_PRIMARIES: Final = frozenset({"breast", "lung", "stomach", "other", "unknown"})
 ONE_SIDED: Final = frozenset({"right", "left", "caudate"})
 """§3: "one-sided" means distribution right, left or caudate."""
@@ -86,94 +87,111 @@ class Context:
     transmet_consulted: bool = False
 
     def use(self, *names: str) -> None:
+        """Record facts as consulted. ``used`` is an ordered set: a fact keeps the position
+        of its first consultation (assigning an existing key does not move it)."""
+        used = self.used
         for name in names:
-            self.used.setdefault(name, None)
+            used[name] = None
 
-    # --- facts, read through use() so the card can say which ones decided ------------
+    # --- facts, each recorded in ``used`` as it is read so the card can say which ones
+    # decided. The table reads them ~100 times per call, so the single-fact properties
+    # record with one dict assignment rather than through use() and each other.
     @property
     def kind(self) -> str | None:
-        self.use("tumour_kind")
+        self.used["tumour_kind"] = None
         return self.facts.tumour_kind
 
     @property
     def hcc(self) -> bool:
-        return self.kind == "hcc"
+        self.used["tumour_kind"] = None
+        return self.facts.tumour_kind == "hcc"
 
     @property
     def secondary(self) -> bool:
-        return self.kind == "secondary"
+        self.used["tumour_kind"] = None
+        return self.facts.tumour_kind == "secondary"
 
     @property
     def primary(self) -> str | None:
-        self.use("primary_site")
+        self.used["primary_site"] = None
         return self.facts.primary_site
 
     @property
     def colorectal(self) -> bool:
-        return self.secondary and self.primary == "colorectal"
+        """secondary and primary_site colorectal (the primary is read only for a secondary)."""
+        return self._secondary_from(COLORECTAL)
 
     @property
     def colorectal_or_net(self) -> bool:
-        return self.secondary and self.primary in COLORECTAL_OR_NET
+        return self._secondary_from(COLORECTAL_OR_NET)
+
+    def _secondary_from(self, primaries: frozenset[str]) -> bool:
+        used, f = self.used, self.facts
+        used["tumour_kind"] = None
+        if f.tumour_kind != "secondary":
+            return False
+        used["primary_site"] = None
+        return f.primary_site in primaries
 
     @property
     def distribution(self) -> str:
-        self.use("distribution")
+        self.used["distribution"] = None
         return self.facts.distribution
 
     @property
     def one_sided(self) -> bool:
-        return self.distribution in ONE_SIDED
+        self.used["distribution"] = None
+        return self.facts.distribution in ONE_SIDED
 
     @property
     def ecog(self) -> int | None:
-        self.use("ecog")
+        self.used["ecog"] = None
         return self.facts.ecog
 
     @property
     def child_pugh_class(self) -> str | None:
-        self.use("child_pugh")
+        self.used["child_pugh"] = None
         cp = self.scores.child_pugh
         return cp.category if cp is not None else None
 
     @property
     def cirrhosis(self) -> bool:
-        self.use("cirrhosis")
+        self.used["cirrhosis"] = None
         return self.facts.cirrhosis
 
     @property
     def extrahepatic(self) -> bool:
-        self.use("extrahepatic_disease")
+        self.used["extrahepatic_disease"] = None
         return self.facts.extrahepatic_disease
 
     @property
     def extrahepatic_limited(self) -> bool:
-        self.use("extrahepatic_limited")
+        self.used["extrahepatic_limited"] = None
         return self.facts.extrahepatic_limited
 
     @property
     def lesion_count(self) -> int | None:
-        self.use("lesion_count")
+        self.used["lesion_count"] = None
         return self.facts.lesion_count
 
     @property
     def portal_hypertension(self) -> str:
-        self.use("portal_hypertension")
+        self.used["portal_hypertension"] = None
         return self.facts.portal_hypertension
 
     @property
     def bilirubin_above_normal(self) -> bool:
-        self.use("bilirubin_above_normal")
+        self.used["bilirubin_above_normal"] = None
         return self.facts.bilirubin_above_normal
 
     @property
     def jaundice(self) -> bool:
-        self.use("jaundice")
+        self.used["jaundice"] = None
         return self.facts.jaundice
 
     @property
     def single_section(self) -> bool:
-        self.use("single_section")
+        self.used["single_section"] = None
         return self.facts.single_section
 
     # --- derived (§2) -----------------------------------------------------------------------
@@ -187,7 +205,7 @@ class Context:
             return False
         colorectal = f.tumour_kind == "secondary" and f.primary_site == "colorectal"
         if colorectal:
-            self.use("primary_site")
+            self.used["primary_site"] = None
         limit = t.ablation_max_lesions_colorectal if colorectal else t.ablation_max_lesions_other
         return f.largest_cm <= t.ablation_max_cm and f.lesion_count <= limit
 
@@ -249,7 +267,7 @@ class Context:
     @property
     def flr_known(self) -> bool:
         self.flr_consulted = True
-        self.use("flr_percent")
+        self.used["flr_percent"] = None
         return self.facts.flr_percent is not None
 
     @property
@@ -1203,8 +1221,12 @@ def never_recommend_what_signing_stops(assessment: Assessment) -> Assessment:
     held: list[str] = []
     options: list[OfferedOption] = []
     for opt in assessment.options:
-        stops = critical_stops(assessment, opt.code) if opt.recommended else ()
-        if opt.code == "mdt-review" or not stops:
+        stops = (
+            critical_stops(assessment, opt.code)
+            if opt.recommended and opt.code != "mdt-review"
+            else ()
+        )
+        if not stops:
             options.append(opt)
             continue
         options.append(OfferedOption(opt.code, o, opt.qualifier, opt.rule))
