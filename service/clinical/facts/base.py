@@ -76,7 +76,9 @@ class Builder:
     assumptions: list[str] = field(default_factory=list)
 
     def add(self, fact: str, value: str, date: datetime | None, *sources: str) -> None:
-        self.evidence.append(Evidence(fact, value, date, tuple(dict.fromkeys(sources))))
+        """One evidence line; its sources without repeats, in order (most have one)."""
+        unique = sources if len(sources) < 2 else tuple(dict.fromkeys(sources))
+        self.evidence.append(Evidence(fact, value, date, unique))
 
 
 class ConditionIndex(msgspec.Struct, frozen=True, gc=False):
@@ -90,17 +92,27 @@ class ConditionIndex(msgspec.Struct, frozen=True, gc=False):
     linked_unclassified: frozenset[str]
     """Ids of this patient's usable Conditions the rules do not read that a related-primary
     link names (primary site ``other``)."""
+    current_by_tag: dict[str, tuple[ConditionRead, ...]]
+    """The current Conditions under each of their tags, in order."""
 
-    def with_tag(self, tag: str) -> list[ConditionRead]:
-        return [c for c in self.current if tag in c.tags]
+    def with_tag(self, tag: str) -> tuple[ConditionRead, ...]:
+        """The current Conditions with ``tag`` (looked up, not a scan: the fact groups ask
+        for about ten tags)."""
+        return self.current_by_tag.get(tag, ())
 
 
 def index_conditions(sel: Selection) -> ConditionIndex:
+    current = tuple(c for c in sel.conditions if c.current)
+    by_tag: dict[str, list[ConditionRead]] = {}
+    for c in current:
+        for tag in c.tags:
+            by_tag.setdefault(tag, []).append(c)
     return ConditionIndex(
-        current=tuple(c for c in sel.conditions if c.current),
+        current=current,
         usable=tuple(c for c in sel.conditions if c.usable),
         by_id={c.id: c for c in sel.conditions if c.id is not None},
         linked_unclassified=sel.linked_unclassified,
+        current_by_tag={tag: tuple(found) for tag, found in by_tag.items()},
     )
 
 

@@ -239,7 +239,7 @@ _CHILD_PUGH_ASCITES: Final = frozenset({codes.ASCITES, codes.MALIGNANT_ASCITES})
 """Malignant ascites scores ascites in Child-Pugh too (fhir-mapping §4, v2)."""
 
 
-def _severity(found: list[ConditionRead]) -> tuple[int | None, bool]:
+def _severity(found: Sequence[ConditionRead]) -> tuple[int | None, bool]:
     """Child-Pugh points of ascites / encephalopathy, and whether 'mild' was assumed."""
     if not found:
         return None, False
