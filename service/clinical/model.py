@@ -4,6 +4,15 @@ These value types are the contract between the engine (``facts/``, ``scores.py``
 ``rules.py``), the card renderer (``service/render``) and the CLI. They are plain frozen
 dataclasses: no FHIR, no HTTP, nothing that does I/O. Names follow
 ``shared/spec/clinical-rules.md`` so a reader can put the spec and the code side by side.
+
+The values built dozens of times per hook call (:class:`Measurement`, :class:`Evidence`,
+:class:`ScoreInput`, :class:`Score`, :class:`OfferedOption`) write their own ``__init__``
+(``init=False``): the one ``dataclass(frozen=True)`` generates stores each field with
+``object.__setattr__`` (it must go around the class's own ``__setattr__``, which raises),
+about 1,700 instructions a field in CPython 3.11; storing them with one ``__dict__`` update
+costs less than half. They stay frozen dataclasses in every other respect (equality, hash,
+repr, ``replace``, frozen assignment); ``tests/clinical/test_model.py`` holds each
+``__init__`` to its fields.
 """
 
 from __future__ import annotations
@@ -104,7 +113,7 @@ MissingFact = Literal[
 ]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Measurement:
     """One value the engine used, with where it came from, so a clinician can check it.
 
@@ -127,13 +136,35 @@ class Measurement:
     reported_unit: str | None = None
     """The UCUM code the value was sent in (``"umol/L"``, ``"mg/dL"``, ``"g/L"``, ...)."""
 
+    def __init__(
+        self,
+        value: float,
+        unit: str,
+        date: datetime | None,
+        source: str,
+        original: str | None = None,
+        unrounded: float | None = None,
+        reported_value: float | None = None,
+        reported_unit: str | None = None,
+    ) -> None:
+        self.__dict__.update(
+            value=value,
+            unit=unit,
+            date=date,
+            source=source,
+            original=original,
+            unrounded=unrounded,
+            reported_value=reported_value,
+            reported_unit=reported_unit,
+        )
+
     @property
     def exact(self) -> float:
         """The unrounded value in the canonical unit (cut-offs compare it, v2)."""
         return self.value if self.unrounded is None else self.unrounded
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Evidence:
     """A fact as shown on the card: name, readable value, and its provenance."""
 
@@ -144,6 +175,11 @@ class Evidence:
     ``"1 (from Karnofsky 80)"``."""
     date: datetime | None = None
     sources: tuple[str, ...] = ()
+
+    def __init__(
+        self, fact: str, value: str, date: datetime | None = None, sources: tuple[str, ...] = ()
+    ) -> None:
+        self.__dict__.update(fact=fact, value=value, date=date, sources=sources)
 
 
 @dataclass(frozen=True)
@@ -236,7 +272,7 @@ class Facts:
     """Date of the latest imaging Observation used (size, count, FLR)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class ScoreInput:
     """One input of a score: its name, value with unit, date and points when it scores."""
 
@@ -247,8 +283,21 @@ class ScoreInput:
     assumed: bool = False
     source: str | None = None
 
+    def __init__(
+        self,
+        name: str,
+        value: str,
+        date: datetime | None = None,
+        points: int | None = None,
+        assumed: bool = False,
+        source: str | None = None,
+    ) -> None:
+        self.__dict__.update(
+            name=name, value=value, date=date, points=points, assumed=assumed, source=source
+        )
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, init=False)
 class Score:
     """A computed score (Child-Pugh, ALBI, MELD, MELD-Na, Fong, BCLC) with its inputs."""
 
@@ -260,6 +309,24 @@ class Score:
     inputs: tuple[ScoreInput, ...] = ()
     unknown_inputs: tuple[str, ...] = ()
     note: str | None = None
+
+    def __init__(
+        self,
+        name: str,
+        value: float | int | str,
+        category: str | None = None,
+        inputs: tuple[ScoreInput, ...] = (),
+        unknown_inputs: tuple[str, ...] = (),
+        note: str | None = None,
+    ) -> None:
+        self.__dict__.update(
+            name=name,
+            value=value,
+            category=category,
+            inputs=inputs,
+            unknown_inputs=unknown_inputs,
+            note=note,
+        )
 
 
 @dataclass(frozen=True)
@@ -277,7 +344,7 @@ class Scores:
         return tuple(s for s in found if s is not None)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class OfferedOption:
     """A treatment option the decision table offers (clinical-rules.md §3)."""
 
@@ -287,6 +354,11 @@ class OfferedOption:
     """A short qualifier the table attaches, e.g. ``"debulking"`` or ``"perioperative"``."""
     rule: str = ""
     """The rule (or addition) that offered it, e.g. ``"14"`` or ``"addition:monitoring"``."""
+
+    def __init__(
+        self, code: OptionCode, recommended: bool, qualifier: str | None = None, rule: str = ""
+    ) -> None:
+        self.__dict__.update(code=code, recommended=recommended, qualifier=qualifier, rule=rule)
 
 
 @dataclass(frozen=True)
