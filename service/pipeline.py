@@ -114,9 +114,25 @@ CARD_MAKERS: Final[dict[str, CardMaker]] = {
 ``service/protocol/declaration.py``; its hook picks its card maker here."""
 
 
+_last_thresholds: tuple[Settings, Thresholds] | None = None
+"""The settings object last seen and its thresholds (a server has one settings object)."""
+
+
 def thresholds_for(settings: Settings) -> Thresholds:
-    """The clinical thresholds with every setting the engine reads applied."""
-    return thresholds_from_settings(settings)
+    """The clinical thresholds with every setting the engine reads applied.
+
+    Built once per settings object, not on every call: settings are frozen, and a
+    Thresholds with a setting applied is a new ~60-field frozen value. The same object
+    each call also lets the engine's per-Thresholds tables (``per_thresholds``) be reused.
+    Identity, not equality: hashing settings would cost more than building the thresholds.
+    """
+    global _last_thresholds
+    last = _last_thresholds
+    if last is not None and last[0] is settings:
+        return last[1]
+    thresholds = thresholds_from_settings(settings)
+    _last_thresholds = (settings, thresholds)
+    return thresholds
 
 
 async def evaluate(
