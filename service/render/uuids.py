@@ -8,6 +8,10 @@ each GIL hand-over costs the thread answering hook calls far more than the 16 by
 at a time; each uuid is still 122 random bits with the version and variant bits set
 exactly as :func:`uuid.uuid4` sets them.
 
+The block is turned into text at once (one ``bytes.hex`` for 64 uuids, the bits set with
+two slice assignments), so a draw is a ``list.pop``: building a :class:`uuid.UUID` and
+formatting it per uuid cost more than the rest of a card's suggestion.
+
 A forked child starts with an empty block, so two processes never hand out the same
 bytes; the lock makes the source safe to call from any thread.
 """
@@ -16,34 +20,47 @@ from __future__ import annotations
 
 import os
 import threading
-import uuid
 from typing import Final
 
 _BLOCK_UUIDS: Final = 64
 _UUID_BYTES: Final = 16
 
 
+def _block_texts(raw: bytes) -> list[str]:
+    """``raw`` (a multiple of 16 bytes) as version-4 uuids in canonical text, in order.
+
+    The same text as ``str(uuid.UUID(bytes=chunk, version=4))`` for each 16-byte chunk:
+    byte 6 gets version 4 in its high nibble, byte 8 the RFC 4122 variant (``10``) in its
+    two high bits.
+    """
+    block = bytearray(raw)
+    block[6::_UUID_BYTES] = bytes(b & 0x0F | 0x40 for b in block[6::_UUID_BYTES])
+    block[8::_UUID_BYTES] = bytes(b & 0x3F | 0x80 for b in block[8::_UUID_BYTES])
+    h = block.hex()
+    return [
+        f"{h[i : i + 8]}-{h[i + 8 : i + 12]}-{h[i + 12 : i + 16]}-{h[i + 16 : i + 20]}-"
+        f"{h[i + 20 : i + 32]}"
+        for i in range(0, len(h), 2 * _UUID_BYTES)
+    ]
+
+
 class _RandomUuids:
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._block = b""
-        self._next = 0
+        self._ready: list[str] = []
 
     def reset(self) -> None:
         """Forget the current block (after a fork, so the child draws its own bytes)."""
         self._lock = threading.Lock()
-        self._block = b""
-        self._next = 0
+        self._ready = []
 
     def __call__(self) -> str:
         with self._lock:
-            at = self._next
-            if at >= len(self._block):
-                self._block = os.urandom(_UUID_BYTES * _BLOCK_UUIDS)
-                at = 0
-            self._next = at + _UUID_BYTES
-            raw = self._block[at : at + _UUID_BYTES]
-        return str(uuid.UUID(bytes=raw, version=4))
+            if not self._ready:
+                block = _block_texts(os.urandom(_UUID_BYTES * _BLOCK_UUIDS))
+                block.reverse()  # handed out from the end: in the order they were drawn
+                self._ready = block
+            return self._ready.pop()
 
 
 random_uuid: Final = _RandomUuids()
