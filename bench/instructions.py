@@ -67,7 +67,8 @@ def _asgi_caller(body: bytes, settings: Any) -> tuple[Callable[[], None], Callab
     loop = asyncio.new_event_loop()
 
     async def enter() -> tuple[LifespanManager, Any]:
-        manager = LifespanManager(app)  # detects the running event loop
+        # Generous timeouts: under callgrind a start-up or shutdown takes 50 times longer.
+        manager = LifespanManager(app, startup_timeout=600, shutdown_timeout=600)
         return manager, await manager.__aenter__()
 
     manager, running = loop.run_until_complete(enter())

@@ -18,6 +18,7 @@ from pipeline_harness import load
 from service import app as app_module
 from service.protocol.body_budget import BodyBudget, Busy
 
+
 async def test_a_call_that_fits_goes_on_at_once_and_gives_its_bytes_back() -> None:
     budget = BodyBudget(100)
     async with budget.hold(60, timeout_s=1):
