@@ -9,12 +9,13 @@ Both need the same byte-level count, so it lives here, below both layers.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
-__all__ = ["JsonTooDeep", "check_depth", "json_depth", "load_json"]
+__all__ = ["JsonTooDeep", "check_depth", "has_escaped_key", "json_depth", "load_json"]
 
 
 class JsonTooDeep(ValueError):
@@ -85,3 +86,22 @@ def load_json(body: bytes, max_depth: int) -> Any:
     if json_depth(body, max_depth) > max_depth:
         raise JsonTooDeep(f"JSON is nested more than {max_depth} levels deep")
     return orjson.loads(body)
+
+
+_ESCAPE_IN_KEY: Final = re.compile(rb'\\u[0-9A-Fa-f]{4}(?:[^"\\]|\\.)*"\s*:')
+"""A ``\\u`` escape (four hex digits) followed by the rest of a string and a colon: an
+escaped key. (Outside strings JSON has no backslash, and a string followed by ``:`` is a
+key.)"""
+
+
+def has_escaped_key(body: bytes) -> bool:
+    """Whether a key of the JSON text may be spelled with ``\\u`` escapes.
+
+    ``"fhir\\u0053erver"`` is ``fhirServer`` to orjson and to the standard library, but
+    msgspec matches struct fields on the key as written, so the two readers of a hook body
+    would disagree about it. No serializer writes FHIR's ASCII names escaped, so a body
+    where this is true is rare, and read the careful way. Never false for such a body (an
+    escape in a value may also answer true); costs one ``in`` test when the body has no
+    backslash at all.
+    """
+    return b"\\" in body and _ESCAPE_IN_KEY.search(body) is not None

@@ -22,6 +22,12 @@ The service runs :class:`HookBodyParser`, the same skim specialised to its decla
 prefetch keys, which decodes the envelope and its Bundles in one pass instead of two;
 :func:`parse_hook_body` is the general form it falls back to for any other shape.
 
+A small body (a typical chart, up to :data:`SMALL_BODY_BYTES`) holds few unread
+Observations, and there the skim's fixed cost per resource is more than building them:
+:class:`HookBodyParser` parses it whole with one ``orjson.loads`` and applies the same
+probe and stubs to the dicts, giving the skim's exact result (``_declared_document``),
+or leaves the body to the skim whenever the two could differ.
+
 The nesting limit (``LIVER_CDS_MAX_JSON_DEPTH``) is checked on exactly the parts that are
 built: every slice handed to orjson (and every envelope value) is remembered with the
 level it sits at, and :func:`service.jsondepth.check_depth` counts them, one call per
@@ -49,9 +55,22 @@ import orjson
 from service.fhir.bundle import SKIPPED_ENTRY, SKIPPED_OBSERVATION
 from service.fhir.codes import OBSERVATION_CODES
 from service.fhir.prefetch import expected_type
-from service.jsondepth import JsonTooDeep, check_depth, load_json
+from service.jsondepth import JsonTooDeep, check_depth, has_escaped_key, json_depth, load_json
 
-__all__ = ["SKIPPED_OBSERVATION", "HookBodyParser", "body_parser", "parse_hook_body"]
+__all__ = [
+    "SKIPPED_OBSERVATION",
+    "SMALL_BODY_BYTES",
+    "HookBodyParser",
+    "body_parser",
+    "parse_hook_body",
+]
+
+SMALL_BODY_BYTES: Final = 32 * 1024
+"""Bodies up to this size are parsed whole by :class:`HookBodyParser` (one ``orjson.loads``)
+and their prefetch skimmed as dicts; larger ones are skimmed on their bytes. Measured
+(callgrind): W0 (14 KB, nearly every resource read) costs about a quarter less parsed
+whole; W1 (180 KB, mostly unread Observations) twice as much as skimmed. A body much
+larger than a typical chart is mostly resources the rules do not read."""
 
 _ABSENT: Final = msgspec.Raw()
 """Default of a ``Raw`` field whose key is absent (a present value is never empty)."""
@@ -284,7 +303,7 @@ def _built_entry(entry: _Entry, built: _Built) -> dict[str, Any]:
 
 
 class HookBodyParser:
-    """:func:`parse_hook_body` for one service: one msgspec pass for its declared prefetch.
+    """:func:`parse_hook_body` for one service: one pass for its declared prefetch.
 
     Why: the general skim decodes the envelope with every prefetch value kept as raw
     bytes, then decodes each Bundle again from those bytes: the bulk of the body (its
@@ -296,22 +315,36 @@ class HookBodyParser:
     ignores them). Anything else, a search answered by an OperationOutcome or by a
     Bundle of another shape, a body that is not an object, goes to the general skim,
     so the result is always what :func:`parse_hook_body` gives for the declared keys.
+
+    A body of at most ``small_body_bytes`` (a typical chart: tens of KB, a few dozen
+    resources) is parsed whole instead, by :meth:`_whole`: the skim's fixed cost per
+    resource (a probe decode, an ``orjson.loads`` of each built slice, a depth count per
+    level) is then several times what one ``orjson.loads`` of the whole body costs, and
+    the few unread Observations such a body holds cost little to build. The skim stays the
+    path for large bodies, where building the unread Observations is what costs.
     """
 
-    def __init__(self, templates: Mapping[str, str]) -> None:
+    def __init__(
+        self, templates: Mapping[str, str], *, small_body_bytes: int = SMALL_BODY_BYTES
+    ) -> None:
+        self._small_body_bytes = small_body_bytes
         fields: list[tuple[str, Any, Any]] = []
         rename: dict[str, str] = {}
         self._reads: list[tuple[str, str]] = []
         self._searches: list[tuple[str, str]] = []
+        self._read_keys: tuple[str, ...] = ()
+        self._search_keys: tuple[str, ...] = ()
         for index, (key, template) in enumerate(templates.items()):
             name = f"key{index}"  # prefetch keys need not be Python identifiers
             rename[name] = key
             if expected_type(template) is None:
                 fields.append((name, _Bundle | None | msgspec.UnsetType, msgspec.UNSET))
                 self._searches.append((name, key))
+                self._search_keys += (key,)
             else:
                 fields.append((name, msgspec.Raw, _ABSENT))
                 self._reads.append((name, key))
+                self._read_keys += (key,)
         prefetch = msgspec.defstruct("DeclaredPrefetch", fields, rename=rename, gc=False)
         envelope = msgspec.defstruct(
             "DeclaredEnvelope",
@@ -322,7 +355,35 @@ class HookBodyParser:
 
     def __call__(self, body: bytes, max_depth: int) -> Any:
         """Parse ``body`` as :func:`parse_hook_body` does, raising what it raises."""
+        if len(body) <= self._small_body_bytes:
+            data = self._whole(body, max_depth)
+            if data is not None:
+                return data
         return _guarded(self._parse, body, max_depth)
+
+    def _whole(self, body: bytes, max_depth: int) -> dict[str, Any] | None:
+        """The skim's result computed from one ``orjson.loads`` of the whole body, or None
+        when the skim must decide (then nothing was decided here).
+
+        None when: orjson refuses the body (the skim then says why, or accepts it: it does
+        not look inside unread Observations); the whole body nests deeper than the limit
+        (the skim counts only what it builds, so it may still accept it); a key is spelled
+        with ``\\u`` escapes (msgspec, which the skim decodes with, does not unescape
+        keys); or the document is not of the shape the declared envelope struct accepts
+        (:func:`_declared_document`). Otherwise the skim would accept the body, and its
+        result is what :func:`_declared_document` rebuilds from the parsed document: where
+        the whole body nests within the limit so does every part the skim builds, and the
+        two parsers read the same values (both keep a repeated key's last value).
+        """
+        if has_escaped_key(body):
+            return None
+        try:
+            document = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return None
+        if json_depth(body, max_depth) > max_depth:
+            return None
+        return _declared_document(document, self._read_keys, self._search_keys)
 
     def _parse(self, body: bytes, max_depth: int) -> Any:
         try:
@@ -351,6 +412,127 @@ class HookBodyParser:
             data["prefetch"] = values
         built.check_depth(max_depth)
         return data
+
+
+# --- the same result from a document parsed whole -------------------------------------------
+#
+# Each function below mirrors one struct of the declared envelope (``HookBodyParser``):
+# None where msgspec would refuse the value (then the skim decides), else the value the
+# skim builds. msgspec ignores keys a struct does not name, keeps a repeated key's last
+# value as orjson does, and refuses a typed field of another type, including ``null``
+# where the type does not allow it.
+
+
+def _declared_document(
+    document: Any, read_keys: tuple[str, ...], search_keys: tuple[str, ...]
+) -> dict[str, Any] | None:
+    """``HookBodyParser._parse``'s result for an accepted ``document``, else None."""
+    if document.__class__ is not dict:
+        return None
+    data = {name: document[name] for name in _ENVELOPE_KEYS if name in document}
+    if "prefetch" not in document:
+        return data
+    prefetch = document["prefetch"]
+    if prefetch is None:
+        data["prefetch"] = None
+        return data
+    if prefetch.__class__ is not dict:
+        return None
+    values: dict[str, Any] = {}
+    for key in read_keys:
+        if key in prefetch:
+            value = prefetch[key]
+            if value.__class__ is dict and value.get("resourceType") == "Bundle":
+                return None  # a Bundle for a read: the skim skims it (rare, left to it)
+            values[key] = value
+    for key in search_keys:
+        if key in prefetch:
+            bundle = prefetch[key]
+            if bundle is None:
+                values[key] = None
+                continue
+            value = _declared_bundle(bundle)
+            if value is None:
+                return None
+            values[key] = value
+    data["prefetch"] = values
+    return data
+
+
+def _declared_bundle(bundle: Any) -> dict[str, Any] | None:
+    """:func:`_bundle_value` of a search Bundle (``_Bundle``), else None.
+
+    Only a Bundle with a list of entries is skimmed by the declared parser (anything else,
+    an OperationOutcome, an entry that is not an object, goes to the general skim)."""
+    if bundle.__class__ is not dict or bundle.get("resourceType") != "Bundle":
+        return None
+    items = bundle.get("entry")
+    if items.__class__ is not list:
+        return None
+    entries: list[Any] = []
+    append = entries.append
+    for entry in items:
+        if entry.__class__ is not dict:
+            return None
+        if "search" in entry:
+            search = entry["search"]
+            if search.__class__ is not dict:
+                return None  # ``_Entry.search`` is a ``_Search`` or absent, never null
+            mode = search.get("mode")
+            if mode is not None and mode.__class__ is not str:
+                return None
+            if mode != "outcome" and _unread_observation(entry.get("resource")):
+                append(SKIPPED_ENTRY)
+                continue
+            built: dict[str, Any] = {"search": {"mode": mode}}
+        elif _unread_observation(entry.get("resource")):
+            append(SKIPPED_ENTRY)
+            continue
+        else:
+            built = {}
+        if "fullUrl" in entry:
+            built["fullUrl"] = entry["fullUrl"]
+        built["resource"] = entry.get("resource")
+        append(built)
+    out: dict[str, Any] = {"resourceType": "Bundle", "entry": entries}
+    for name in _BUNDLE_FIELDS:
+        if name in bundle:
+            out[name] = bundle[name]
+    return out
+
+
+def _unread_observation(resource: Any) -> bool:
+    """The skim's test in :func:`_entries`: the ``_Probe`` decodes, and it is an Observation
+    with no coding the rules read. A resource the probe refuses (a ``code`` that is not an
+    object, a coding that is not one, a ``system`` that is not a string) is built."""
+    if resource.__class__ is not dict or resource.get("resourceType") != "Observation":
+        return False
+    concept = resource.get("code")
+    if concept is None:
+        return True
+    if concept.__class__ is not dict:
+        return False
+    coding = concept.get("coding")
+    if coding is None:
+        return True
+    if coding.__class__ is not list:
+        return False
+    read = False
+    codes = OBSERVATION_CODES
+    for item in coding:
+        if item.__class__ is not dict:
+            return False
+        system = item.get("system")
+        code = item.get("code")
+        if system is not None and system.__class__ is not str:
+            return False
+        if code is not None:
+            if code.__class__ is not str:
+                return False
+            hit = codes.get(code)
+            if hit is not None and system == hit[0]:
+                read = True  # the probe has checked every coding's types before this
+    return not read
 
 
 def body_parser(templates: Mapping[str, str], *, strict: bool) -> Callable[[bytes, int], Any]:

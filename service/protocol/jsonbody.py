@@ -10,11 +10,10 @@ does orjson parse. Nothing here knows about CDS Hooks shapes; ``request.py`` and
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
-from service.jsondepth import JsonTooDeep, load_json
+from service.jsondepth import JsonTooDeep, has_escaped_key, load_json
 from service.protocol.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType, shorten
 
 JSON_MEDIA_TYPES = frozenset({"application/json", "application/fhir+json"})
@@ -127,7 +126,7 @@ def check_repeated_envelope_keys(body: bytes, parsed: Any) -> None:
     triggers = (
         _TRIGGERS if not isinstance(parsed, dict) or "fhirServer" in parsed else _PATIENT_ONLY
     )
-    if not any(body.count(key) > 1 for key in triggers) and not _has_escaped_key(body):
+    if not any(body.count(key) > 1 for key in triggers) and not has_escaped_key(body):
         return
     try:
         top = json.loads(body, object_pairs_hook=_PairsDict)
@@ -146,14 +145,6 @@ def check_repeated_envelope_keys(body: bytes, parsed: Any) -> None:
 
 _TRIGGERS: tuple[bytes, ...] = (b'"patientId"', b'"fhirServer"')
 _PATIENT_ONLY: tuple[bytes, ...] = (b'"patientId"',)
-_ESCAPE_IN_KEY = re.compile(rb'\\u[0-9A-Fa-f]{4}(?:[^"\\]|\\.)*"\s*:')
-"""A ``\\u`` escape (four hex digits) followed by the rest of a string and a colon: an
-escaped key. (Outside strings JSON has no backslash, and a string followed by ``:`` is a
-key.)"""
-
-
-def _has_escaped_key(body: bytes) -> bool:
-    return b"\\" in body and _ESCAPE_IN_KEY.search(body) is not None
 
 
 class _PairsDict(dict[str, Any]):

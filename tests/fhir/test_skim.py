@@ -25,8 +25,13 @@ from pipeline_harness import evaluate_request_async
 from reference_data import us_core_examples
 
 from service.clinical.model import Assessment
-from service.fhir.bundle import unpack
-from service.fhir.skim import SKIPPED_OBSERVATION, HookBodyParser, parse_hook_body
+from service.fhir.bundle import SKIPPED_ENTRY, unpack
+from service.fhir.skim import (
+    SKIPPED_OBSERVATION,
+    SMALL_BODY_BYTES,
+    HookBodyParser,
+    parse_hook_body,
+)
 from service.pipeline import evaluate
 from service.protocol import find_service, parse_hook_request
 from service.protocol.errors import BadRequest
@@ -46,9 +51,14 @@ MANIFEST = json.loads((FIXTURES / "manifest.json").read_text(encoding="utf-8"))
 EVALUATED_AT = datetime.fromisoformat(MANIFEST["evaluated_at"].replace("Z", "+00:00"))
 assert SERVICE is not None
 DECLARED = HookBodyParser(SERVICE.prefetch)
-"""What the service runs: the skim specialised to the service's declared prefetch keys."""
+"""What the service runs: the skim specialised to the service's declared prefetch keys
+(a small body parsed whole, then skimmed as dicts)."""
+DECLARED_SKIM = HookBodyParser(SERVICE.prefetch, small_body_bytes=0)
+"""The same parser with every body skimmed on its bytes, as a large body is."""
 PARSERS = pytest.mark.parametrize(
-    "parse", [parse_hook_body, DECLARED], ids=["general-skim", "declared-prefetch"]
+    "parse",
+    [parse_hook_body, DECLARED, DECLARED_SKIM],
+    ids=["general-skim", "declared-prefetch", "declared-prefetch-skim"],
 )
 
 
@@ -454,3 +464,155 @@ def test_without_the_procedures_key_previous_surgery_is_unchecked_and_nothing_el
     assert with_key.facts.procedures_checked and not without.facts.procedures_checked
     assert without.verdict == with_key.verdict
     assert any("procedures" in n.resource for n in without.data_quality)
+
+
+# --- small bodies: parsed whole, skimmed as dicts -------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "request_body"), _fixture_requests(), ids=lambda v: str(v)[:60])
+def test_a_small_body_parsed_whole_gives_exactly_what_the_skim_gives(
+    name: str, request_body: dict[str, Any]
+) -> None:
+    for request in (request_body, _with_procedures(request_body)):
+        body = orjson.dumps(request)
+        assert DECLARED(body, 64) == DECLARED_SKIM(body, 64)
+        whole = DECLARED._whole(body, 64)
+        if whole is None:  # a search answered by one resource: the general skim decides
+            continue
+        assert whole == DECLARED_SKIM(body, 64)
+        # The same stand-in object, so unpack() and select() pass over it as before.
+        for value in whole["prefetch"].values():
+            for entry in (value or {}).get("entry", ()):
+                assert entry is SKIPPED_ENTRY or entry != {"resource": SKIPPED_OBSERVATION}
+    # With an entry that is not an object the skim decides, and the answer is the same.
+    body = orjson.dumps(_with_junk(request_body))
+    assert DECLARED(body, 64) == DECLARED_SKIM(body, 64)
+
+
+def test_w0_and_w1_parsed_whole_give_what_the_skim_gives() -> None:
+    for request in (workloads.w0(), workloads.hook_request(unrelated_obs=300)):
+        body = orjson.dumps(request)
+        whole = DECLARED._whole(body, 64)
+        assert whole is not None
+        assert whole == DECLARED_SKIM(body, 64)
+
+
+_PROBED = {"resourceType": "Observation", "id": "p", "subject": {"reference": "Patient/x"}}
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        pytest.param({"resource": {**_PROBED, "code": None}}, id="code-null"),
+        pytest.param({"resource": {**_PROBED, "code": {"coding": None}}}, id="coding-null"),
+        pytest.param({"resource": {**_PROBED, "code": {"text": "x"}}}, id="no-coding"),
+        pytest.param({"resource": {**_PROBED, "code": "x"}}, id="code-a-string"),
+        pytest.param({"resource": {**_PROBED, "code": {"coding": {}}}}, id="coding-an-object"),
+        pytest.param({"resource": {**_PROBED, "code": {"coding": [None]}}}, id="coding-null-item"),
+        pytest.param(
+            {"resource": {**_PROBED, "code": {"coding": [{"system": None, "code": None}]}}},
+            id="coding-nulls",
+        ),
+        pytest.param(
+            {"resource": {**_PROBED, "code": {"coding": [{"code": "8867-4"}, {"code": 5}]}}},
+            id="a-bad-code-after-an-unread-one",
+        ),
+        pytest.param(
+            {
+                "resource": {
+                    **_PROBED,
+                    "code": {"coding": [{"system": "http://loinc.org", "code": "1975-2"}, 7]},
+                }
+            },
+            id="a-read-code-then-junk",
+        ),
+        pytest.param({"resource": {**_PROBED, "resourceType": 5}}, id="type-a-number"),
+        pytest.param({"resource": {**_PROBED, "resourceType": None}}, id="type-null"),
+        pytest.param({"search": {"mode": "outcome"}, "resource": _PROBED}, id="outcome"),
+        pytest.param({"search": {"mode": None}, "resource": _PROBED}, id="mode-null"),
+        pytest.param({"search": {}, "fullUrl": None, "resource": _PROBED}, id="search-empty"),
+        pytest.param({"fullUrl": "urn:x"}, id="no-resource"),
+        pytest.param({"resource": [1]}, id="resource-a-list"),
+        pytest.param({"search": None, "resource": _PROBED}, id="search-null"),
+        pytest.param({"search": {"mode": 5}, "resource": _PROBED}, id="mode-a-number"),
+        pytest.param({"search": [], "resource": _PROBED}, id="search-a-list"),
+        pytest.param(5, id="entry-a-number"),
+    ],
+)
+def test_each_entry_shape_is_parsed_whole_as_the_skim_reads_it(entry: Any) -> None:
+    request = hook_request()
+    request["prefetch"]["observations"]["entry"] = [entry]
+    body = orjson.dumps(request)
+    assert DECLARED(body, 64) == DECLARED_SKIM(body, 64)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[1, 2]",
+        b"null",
+        b'{"hook": "patient-view", "prefetch": [1]}',
+        b'{"prefetch": null}',
+        b'{"prefetch": {}}',
+        b'{"hook": "patient-view", "extension": {"x": 1e999}}',
+        b'{"prefetch": {"patient": {"resourceType": "Bundle", "entry": []}}}',
+        b'{"prefetch": {"patient": {"resourceType": "Bundle"}}}',
+        b'{"prefetch": {"conditions": {"resourceType": "Bundle", "entry": null}}}',
+        b'{"prefetch": {"conditions": {"resourceType": "Bundle", "entry": [], "link": null}}}',
+        b'{"prefetch": {"conditions": {"resourceType": "Condition", "entry": []}}}',
+        b'{"prefetch": {"conditions": {"resourceType": 5, "entry": []}}}',
+        b'{"prefetch": {"conditions": {"entry": []}}}',
+        b'{"hook": "a", "hook": "b", "prefetch": {"conditions": null, "conditions": '
+        b'{"resourceType": "Bundle", "entry": []}}}',
+        b'{"prefetch": {"conditions": {"resourceType": "Bundle", "entry": '
+        b'[{"search": {"mode": "outcome"}, "search": {"mode": "match"}, '
+        b'"resource": {"resourceType": "Observation"}}]}}}',
+    ],
+)
+def test_other_small_bodies_parse_as_the_skim_parses_them(body: bytes) -> None:
+    assert DECLARED(body, 64) == DECLARED_SKIM(body, 64)
+
+
+@pytest.mark.parametrize(
+    "replace",
+    [
+        (b'"resourceType":"Observation"', b'"resourc\\u0065Type":"Observation"'),
+        (b'"code":{"coding"', b'"c\\u006fde":{"coding"'),
+        (b'"entry":', b'"\\u0065ntry":'),
+    ],
+)
+def test_a_body_with_an_escaped_key_is_left_to_the_skim(replace: tuple[bytes, bytes]) -> None:
+    # msgspec does not unescape keys, orjson does: the two would read different documents.
+    (_, colorectal) = next(c for c in _fixture_requests() if "r21-colon-right-icd10" in c[0])
+    body = orjson.dumps(colorectal).replace(*replace)
+    assert body != orjson.dumps(colorectal)
+    assert DECLARED._whole(body, 64) is None
+    assert DECLARED(body, 64) == DECLARED_SKIM(body, 64)
+
+
+def test_a_repeated_key_reads_the_same_assessment_whole_and_skimmed() -> None:
+    # msgspec refuses a repeated typed key whose first value has the wrong type, where
+    # orjson keeps the last value: the skim then falls back to building more (the whole
+    # entry, the whole body), which reads the same resources.
+    (_, colorectal) = next(c for c in _fixture_requests() if "r21-colon-right-icd10" in c[0])
+    body = orjson.dumps(colorectal)
+    for old, new in [
+        (b'"search":{', b'"search":null,"search":{'),
+        (b'"code":{"coding"', b'"code":5,"code":{"coding"'),
+        (b'"prefetch":{', b'"prefetch":5,"prefetch":{'),
+        (b'"entry":[', b'"entry":7,"entry":['),
+    ]:
+        changed = body.replace(old, new)
+        assert changed != body
+        whole, _ = _assessment(DECLARED(changed, 64), EVALUATED_AT)
+        skimmed, _ = _assessment(DECLARED_SKIM(changed, 64), EVALUATED_AT)
+        full, _ = _assessment(orjson.loads(changed), EVALUATED_AT)
+        assert whole == skimmed == full
+
+
+def test_a_body_over_the_size_limit_is_skimmed_on_its_bytes() -> None:
+    body = orjson.dumps(workloads.hook_request(unrelated_obs=300))
+    assert len(body) > SMALL_BODY_BYTES
+    assert SERVICE is not None
+    small = HookBodyParser(SERVICE.prefetch, small_body_bytes=len(body) - 1)
+    assert small(body, 64) == DECLARED_SKIM(body, 64)

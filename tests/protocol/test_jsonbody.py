@@ -11,8 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.jsondepth import json_depth
-from service.protocol import jsonbody
+from service.jsondepth import has_escaped_key, json_depth
 from service.protocol.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from service.protocol.jsonbody import (
     check_content_type,
@@ -209,7 +208,7 @@ def test_an_escaped_key_that_does_not_repeat_is_accepted() -> None:
     ],
 )
 def test_escaped_keys_are_told_apart_from_escapes_in_values(body: bytes, escaped_key: bool) -> None:
-    assert jsonbody._has_escaped_key(body) is escaped_key
+    assert has_escaped_key(body) is escaped_key
 
 
 def test_the_exact_check_reports_nesting_too_deep_for_python_as_a_400() -> None:
