@@ -5,6 +5,7 @@ Usage::
     .venv/bin/python bench/run.py            # W0, W1, W2, W3, cold start; 10 s runs, 3 repeats
     .venv/bin/python bench/run.py --duration 5 --repeat 1 --workloads w1,cold
     .venv/bin/python bench/run.py --workloads w1 --variants "gcparse;noaudit"  # prototypes
+    .venv/bin/python bench/run.py --workloads w0,w1 --baseline /tmp/before  # A/B two commits
 
 For each workload it starts the real service (``liver-cds serve --workers 1``) and the
 floor server (``bench/floor.py``: read the body, parse it with orjson, answer
@@ -18,7 +19,10 @@ to the floor. Cold start is process start to the first answered W1 call.
 ``bench/prototypes/serve_patched.py`` with prototype patches (a proposed change, or a
 probe that removes one stage to price it). Variants run in the same repeats as the
 service, so the column ``vs svc`` (median paired ratio of CPU per request to the plain
-service) isolates the patch from the machine's background load.
+service) isolates the patch from the machine's background load. ``--baseline DIR`` does the same
+for a whole commit: the target ``baseline`` is the service of another checkout (a ``git
+worktree`` of the commit before a change), so a change is priced against the code before
+it in the same repeats.
 
 The machine is shared and noisy: each run is repeated (``--repeat``), floor and service
 alternate within a repeat so both see the same background load, and the table shows
@@ -166,19 +170,27 @@ def service_command(port: int, patches: str = "") -> list[str]:
 
 @contextlib.contextmanager
 def server(target: str, port: int, env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
-    """Start ``target`` on ``port`` (``floor``, ``service`` or ``service+<patches>``);
+    """Start ``target`` on ``port`` (``floor``, ``service``, ``service+<patches>`` or
+    ``baseline``, the service of the checkout named by ``--baseline``);
     stop it afterwards with SIGTERM (a clean shutdown), SIGKILL after 10 s.
 
     The server's stderr goes to a file (a pipe nobody reads would fill and block it at
     log level info); its tail is printed if the server fails.
     """
+    cwd = ROOT
     if target == "floor":
         cmd = [sys.executable, "-m", "uvicorn", "bench.floor:app", "--port", str(port)]
         cmd += UVICORN_FLAGS
+    elif target == "baseline":
+        # The same command from another checkout: its service package comes first on the
+        # path, ahead of this venv's editable install of this one.
+        cwd = Path(env["LIVER_CDS_BENCH_BASELINE"])
+        env = {**env, "PYTHONPATH": str(cwd)}
+        cmd = service_command(port)
     else:
         cmd = service_command(port, target.partition("+")[2])
     with tempfile.NamedTemporaryFile(prefix=f"liver-cds-bench-{target}-", suffix=".log") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=log)
         try:
             yield proc
         except Exception:
@@ -376,7 +388,7 @@ def table(runs: list[Row]) -> list[dict[str, Any]]:
                 runs, workload, target, lambda r: r.single_p50_ms
             )
             row["cpu_ratio"] = paired_ratio(runs, workload, target, lambda r: r.cpu_ms_per_req)
-        if target.startswith("service+"):
+        if target.startswith("service+") or target == "baseline":
             for key, figure in (
                 ("rps", lambda r: r.rps),
                 ("single_p50", lambda r: r.single_p50_ms),
@@ -500,6 +512,13 @@ def main() -> int:
         "--no-floor", action="store_true", help="measure the service only (no ratios)"
     )
     parser.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="add a target 'baseline': the service from another checkout of this repository "
+        "(e.g. `git worktree add /tmp/before <commit>`), run in the same repeats so the "
+        "column CPU/svc is its paired ratio to this checkout's service",
+    )
+    parser.add_argument(
         "--concurrency",
         type=int,
         default=LOAD_CONCURRENCY,
@@ -512,8 +531,11 @@ def main() -> int:
     tmp = tempfile.mkdtemp(prefix="liver-cds-bench-")
     env = bench_env(tmp, args.log_level)
     variants = [v.strip() for v in args.variants.split(";") if v.strip()]
-    targets = ("service",) if args.no_floor else ("floor", "service")
+    targets: tuple[str, ...] = ("service",) if args.no_floor else ("floor", "service")
     targets += tuple(f"service+{v}" for v in variants)
+    if args.baseline:
+        env["LIVER_CDS_BENCH_BASELINE"] = str(Path(args.baseline).resolve())
+        targets += ("baseline",)
 
     bodies: dict[str, bytes] = {}
     if "w0" in wanted:

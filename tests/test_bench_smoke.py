@@ -12,6 +12,7 @@ assertion here is about speed (the brief: speed is measured in bench/, never ass
 from __future__ import annotations
 
 import math
+import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -300,3 +301,17 @@ def test_callgrind_output_is_read_for_its_instruction_total() -> None:
     stderr = "==1== Events    : Ir\n==1== Collected : 4337174959\n==1==\n"
     match = instructions._IREFS.search(stderr)
     assert match is not None and int(match.group(1)) == 4_337_174_959
+
+
+def test_a_baseline_checkout_is_paired_with_the_service_like_a_variant() -> None:
+    def row(target: str, cpu: float) -> run.Row:
+        return run.Row(
+            workload="W0", target=target, rps=1000 / cpu, p50_ms=1.0, p95_ms=2.0,
+            p99_ms=3.0, single_p50_ms=cpu, single_cpu_ms=cpu, cpu_ms_per_req=cpu,
+            peak_rss_mb=100.0, errors=0, loadavg=1.0,
+        )  # fmt: skip
+
+    runs = [row("floor", 0.1), row("service", 1.0), row("baseline", 2.0)]
+    runs += [row("floor", 0.1), row("service", 1.2), row("baseline", 1.8)]
+    baseline = next(r for r in run.table(runs) if r["target"] == "baseline")
+    assert baseline["cpu_vs_service"] == pytest.approx(statistics.median([2.0, 1.5]))
