@@ -13,6 +13,11 @@ from typing import Any
 from service.codesystems import TREATMENT_OPTION_SYSTEM
 from service.records import AuditSuggestion
 
+_MAPPING = (dict, Mapping)
+"""What :func:`isinstance` checks for a mapping: ``dict`` first, since the rendered cards
+are plain dicts and an exact-type check is far cheaper than the ABC's (``Mapping`` alone
+goes through ``ABCMeta.__instancecheck__`` for every card, suggestion, action and coding)."""
+
 
 @dataclass(frozen=True)
 class CardIds:
@@ -32,19 +37,14 @@ def card_ids(cards: Iterable[Mapping[str, Any]]) -> CardIds:
             continue
         card_uuids.append(card_uuid)
         for suggestion in card.get("suggestions") or ():
-            if not isinstance(suggestion, Mapping):
+            if not isinstance(suggestion, _MAPPING):
                 continue
             suggestion_uuid = suggestion.get("uuid")
             if not isinstance(suggestion_uuid, str):
                 continue
             suggestion_uuids.append(suggestion_uuid)
-            suggestions.append(
-                AuditSuggestion(
-                    card_uuid=card_uuid,
-                    suggestion_uuid=suggestion_uuid,
-                    option_code=option_code(suggestion),
-                )
-            )
+            # (card_uuid, suggestion_uuid, option_code): positional, the cheaper call
+            suggestions.append(AuditSuggestion(card_uuid, suggestion_uuid, option_code(suggestion)))
     return CardIds(tuple(card_uuids), tuple(suggestion_uuids), tuple(suggestions))
 
 
@@ -56,15 +56,18 @@ def option_code(suggestion: Mapping[str, Any]) -> str:
     """
     first = ""
     for action in suggestion.get("actions") or ():
-        if not isinstance(action, Mapping):
+        if not isinstance(action, _MAPPING):
             continue
         resource = action.get("resource")
-        code = resource.get("code") if isinstance(resource, Mapping) else None
-        codings = code.get("coding") if isinstance(code, Mapping) else None
+        code = resource.get("code") if isinstance(resource, _MAPPING) else None
+        codings = code.get("coding") if isinstance(code, _MAPPING) else None
         for coding in codings or ():
-            if not isinstance(coding, Mapping) or not isinstance(coding.get("code"), str):
+            if not isinstance(coding, _MAPPING):
+                continue
+            value = coding.get("code")
+            if not isinstance(value, str):
                 continue
             if coding.get("system") == TREATMENT_OPTION_SYSTEM:
-                return str(coding["code"])
-            first = first or str(coding["code"])
+                return str(value)
+            first = first or str(value)
     return first
