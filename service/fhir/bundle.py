@@ -196,6 +196,43 @@ def _unpack_nested(out: Unpacked, bundle: dict[str, Any], place: str, level: int
     out.notes.append(DataQualityNote(place, problem))
 
 
+def _place(where: str, index: int) -> str:
+    return f"{where} Bundle entry {index}"
+
+
+def _unusual_entry(out: Unpacked, entry: dict[str, Any], place: str, level: int) -> None:
+    """An entry that is not a plain data resource: a message, a nested Bundle, or skipped
+    with a note naming ``place``."""
+    search = entry.get("search")
+    mode = search.get("mode") if isinstance(search, dict) else None
+    resource = entry.get("resource")
+    if mode == "outcome":
+        if isinstance(resource, dict):
+            _skip_outcome(out, place, resource)
+        else:
+            out.notes.append(DataQualityNote(place, "skipped: an outcome entry"))
+        return
+    if resource is None:
+        out.notes.append(DataQualityNote(place, "skipped: the entry has no resource"))
+        return
+    if not isinstance(resource, dict):
+        out.notes.append(
+            DataQualityNote(place, f"skipped: the entry's resource is {_type_name(resource)}")
+        )
+        return
+    entry_type = resource.get("resourceType")
+    if not isinstance(entry_type, str) or not entry_type:
+        out.notes.append(DataQualityNote(place, "skipped: the resource has no resourceType"))
+        return
+    if entry_type == "OperationOutcome":
+        _skip_outcome(out, place, resource)
+        return
+    if entry_type == "Bundle":
+        _unpack_nested(out, resource, place, level)
+        return
+    out.resources.append(resource)
+
+
 def unpack(value: Any, where: str, *, _level: int = 0) -> Unpacked:
     """Flatten ``value`` (a resource, a Bundle or ``None``) into data resources.
 
@@ -232,38 +269,26 @@ def unpack(value: Any, where: str, *, _level: int = 0) -> Unpacked:
         if entry is SKIPPED_ENTRY:
             resources.append(SKIPPED_OBSERVATION)
             continue
-        place = f"{where} Bundle entry {index}"
+        # The common entry, an object holding a resource of a data type, is checked inline
+        # and names no place: "<where> Bundle entry <index>" is only written for a note.
         if not isinstance(entry, dict):
-            out.notes.append(DataQualityNote(place, f"skipped: the entry is {_type_name(entry)}"))
-            continue
-        search = entry.get("search")
-        mode = search.get("mode") if isinstance(search, dict) else None
-        resource = entry.get("resource")
-        if mode == "outcome":
-            if isinstance(resource, dict):
-                _skip_outcome(out, place, resource)
-            else:
-                out.notes.append(DataQualityNote(place, "skipped: an outcome entry"))
-            continue
-        if resource is None:
-            out.notes.append(DataQualityNote(place, "skipped: the entry has no resource"))
-            continue
-        if not isinstance(resource, dict):
             out.notes.append(
-                DataQualityNote(place, f"skipped: the entry's resource is {_type_name(resource)}")
+                DataQualityNote(_place(where, index), f"skipped: the entry is {_type_name(entry)}")
             )
             continue
-        entry_type = resource.get("resourceType")
-        if not isinstance(entry_type, str) or not entry_type:
-            out.notes.append(DataQualityNote(place, "skipped: the resource has no resourceType"))
+        search = entry.get("search")
+        resource = entry.get("resource")
+        if (
+            resource.__class__ is dict
+            and not (isinstance(search, dict) and search.get("mode") == "outcome")
+            and (entry_type := resource.get("resourceType")).__class__ is str
+            and entry_type
+            and entry_type != "OperationOutcome"
+            and entry_type != "Bundle"
+        ):
+            resources.append(resource)
             continue
-        if entry_type == "OperationOutcome":
-            _skip_outcome(out, place, resource)
-            continue
-        if entry_type == "Bundle":
-            _unpack_nested(out, resource, place, _level)
-            continue
-        out.resources.append(resource)
+        _unusual_entry(out, entry, _place(where, index), _level)
     if out.notes and log.isEnabledFor(logging.DEBUG):
         log.debug("entries skipped", extra={"where": where, "skipped": len(out.notes)})
     return out

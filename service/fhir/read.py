@@ -18,6 +18,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Final
 
 import msgspec
@@ -64,6 +65,16 @@ def parse_when(value: object) -> When:
     if value.__class__ is not str:
         raise DateError("not a string")
     assert isinstance(value, str)
+    return _parse_date_text(value)
+
+
+@lru_cache(maxsize=4096)
+def _parse_date_text(value: str) -> When:
+    """:func:`parse_when` of a string, cached: the result is immutable, and a chart repeats
+    the same few timestamps (a lab panel shares one ``effectiveDateTime``; the same patient's
+    chart is assessed again at every visit), while the regular expression, ``fromisoformat``
+    and the conversion to UTC cost tens of thousands of instructions per uncached string.
+    A string that is not a date raises :class:`DateError` every time (not cached)."""
     s = value.strip()
     n = len(s)
     try:
@@ -339,8 +350,12 @@ def _reference_id(value: object, rtype: str) -> str | None:
     return None
 
 
+_NUMBER_TYPES: Final = (int, float)
+"""A tuple, not ``int | float``: that expression builds a new union object at every call."""
+
+
 def _number(value: object, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, _NUMBER_TYPES):
         raise ReadError(f"{what} is not a number")
     if not math.isfinite(value):
         raise ReadError(f"{what} is not a finite number")

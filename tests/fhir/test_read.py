@@ -390,3 +390,16 @@ def test_select_never_raises_on_malformed_v2_fields(resources: list[dict[str, An
         assert p.extent in ("hemihepatectomy", "other")
     for o in sel.observations:
         assert o.reference_high is None or o.reference_high > 0
+
+
+def test_parse_when_answers_the_same_for_a_repeated_string_and_refuses_every_time() -> None:
+    # parse_when caches per string: a repeated timestamp must read the same, and a bad
+    # one must be refused each time, not only the first.
+    first = parse_when("2026-05-25T09:30:00+02:00")
+    assert parse_when("2026-05-25T09:30:00+02:00") == first
+    assert first.at.isoformat() == "2026-05-25T07:30:00+00:00"
+    for _ in range(2):
+        with pytest.raises(DateError):
+            parse_when("2026-13-40")
+    with pytest.raises(DateError):
+        parse_when(20260525)
