@@ -25,6 +25,10 @@ _INERT = frozenset(
 )
 """Characters that mean nothing inline in GFM (a value made only of these is kept as is)."""
 
+_INERT_TEXT = re.compile("[" + re.escape("".join(sorted(_INERT))) + "]*")
+"""``_INERT_TEXT.fullmatch(s)`` is ``_INERT.issuperset(s)``, several times cheaper: a set
+test looks every character up as a one-character string, the regex reads a bitmap."""
+
 _AUTOLINK = re.compile(r"(?i)\b(https?|ftp)://|\bwww\.")
 
 _REFERENCE = re.compile(r"^[A-Za-z]{1,64}/[A-Za-z0-9\-.]{1,64}$")
@@ -57,7 +61,7 @@ def text(value: object) -> str:
     """
     raw = str(value)
     if (
-        _INERT.issuperset(raw)
+        _INERT_TEXT.fullmatch(raw)
         and "//" not in raw
         and "www." not in raw.lower()
         and not _BLOCK_START.match(raw)
