@@ -10,7 +10,6 @@ Markdown detail goes through :func:`service.render.markdown.text`.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,10 +18,8 @@ from service.clinical.model import (
     Assessment,
     Evidence,
     Facts,
-    OfferedOption,
     Score,
 )
-from service.codesystems import CARD_TOPIC_SYSTEM, TREATMENT_OPTION_SYSTEM
 from service.render import compact, proposals, schema, templates
 from service.render import markdown as md
 from service.render.content import (
@@ -30,15 +27,18 @@ from service.render.content import (
     SEGMENTS,
     SUMMARY_MAX,
     CardContent,
-    OptionContent,
     SourceContent,
     load_content,
 )
 from service.render.data_needed import data_needed_card
+from service.render.prepared import (
+    CitationKey,
+    OptionWording,
+    option_content,
+    plain_qualifier,
+    prepared,
+)
 from service.render.uuids import random_uuid
-
-_UNSAFE_PLAIN = re.compile(r"[^\w\s./,+%()]")
-"""Characters dropped from an unknown engine qualifier before it reaches a plain-text label."""
 
 INDICATORS: dict[str, str] = {
     "resectable": "info",
@@ -165,37 +165,31 @@ def summary(content: CardContent, assessment: Assessment) -> str:
 def assessment_card(
     assessment: Assessment, ctx: RenderContext, content: CardContent
 ) -> dict[str, Any]:
+    """The assessment card; what depends only on ``cards/`` comes prepared
+    (:mod:`service.render.prepared`), every dict and list of the card is new."""
     verdict = assessment.verdict or "indeterminate"
-    sources = cited_sources(content, assessment)
+    ready = prepared(content)
+    citations = ready.citations(_citation_key(assessment))
     source: dict[str, Any] = {"label": content.source_label}
-    url = _source_url(content, assessment, sources)
-    if url:
-        source["url"] = url
-    source["topic"] = {
-        "system": CARD_TOPIC_SYSTEM,
-        "code": verdict,
-        "display": content.topics[verdict],
-    }
+    if citations.url:
+        source["url"] = citations.url
+    source["topic"] = ready.topics[verdict]
+    wordings = _wordings(content, assessment)
     card: dict[str, Any] = {
         "uuid": ctx.new_uuid(),
         "summary": summary(content, assessment),
         "indicator": INDICATORS[verdict],
-        "detail": _compact(content, assessment),
+        "detail": compact.compact_detail(content, assessment, wordings),
         "source": source,
     }
     suggestions = option_suggestions(content, assessment, ctx)
     if suggestions:
         card["suggestions"] = suggestions
         card["selectionBehavior"] = "any"
-    reasons = override_reasons(content, "assessment")
+    reasons = ready.override_reason_codings("assessment")
     if reasons:
         card["overrideReasons"] = reasons
-    links = []
-    seen: set[str] = set()
-    for s in sources:  # the sources appear here only, never inline in the detail
-        if s.url is not None and s.url not in seen:
-            seen.add(s.url)
-            links.append({"label": s.label, "url": s.url, "type": "absolute"})
+    links = list(citations.links)  # the sources appear here only, never in the detail
     if ctx.smart_app_url:
         links.append(
             {
@@ -219,130 +213,74 @@ def smart_app_context(content: CardContent) -> str:
 
 def override_reasons(content: CardContent, kind: str) -> list[dict[str, str]]:
     """The override-reason Codings offered on a card of ``kind`` (each with ``display``)."""
-    return [
-        {"system": r.system, "code": r.code, "display": r.display}
-        for r in content.override_reasons
-        if kind in r.cards
-    ]
+    return prepared(content).override_reason_codings(kind)
 
 
 def shown_scores(assessment: Assessment) -> list[tuple[str, Score]]:
     """Scores for the card: BCLC only for hcc, Fong only for colorectal metastases."""
     facts = assessment.facts
+    scores = assessment.scores
+    hcc = facts.tumour_kind == "hcc"
+    colorectal = facts.tumour_kind == "secondary" and facts.primary_site == "colorectal"
     out = []
     for key in schema.SCORE_KEYS:
-        score = getattr(assessment.scores, key)
-        if score is None:
-            continue
-        if key == "bclc" and facts.tumour_kind != "hcc":
-            continue
-        if key == "fong" and not (
-            facts.tumour_kind == "secondary" and facts.primary_site == "colorectal"
-        ):
+        score = getattr(scores, key)
+        if score is None or (key == "bclc" and not hcc) or (key == "fong" and not colorectal):
             continue
         out.append((key, score))
     return out
 
 
 def cited_sources(content: CardContent, assessment: Assessment) -> list[SourceContent]:
-    """Sources cited by the deciding rule, the shown scores, offered options, heuristics.
+    """Sources cited by the deciding rule, the shown scores, offered options, heuristics
+    (:func:`service.render.prepared.Prepared.citations`: worked out once per combination)."""
+    return list(prepared(content).citations(_citation_key(assessment)).sources)
 
-    ``tumour_kinds`` and ``primary_sites`` restrict a source to the rules that applied: a
-    primary site counts only for metastases (an hcc patient with a colorectal metastasis
-    follows the hcc rules, so colorectal-only sources are not cited).
-    """
+
+def _citation_key(assessment: Assessment) -> CitationKey:
+    """Everything the card's citations depend on, as plain tuples (cheap to build and hash):
+    which scores were computed (which of them are shown follows from the tumour kind and
+    primary site, also in the key)."""
     facts = assessment.facts
-    rules = {assessment.rule, *(o.rule for o in assessment.options if o.rule)}
-    scores = {key for key, _ in shown_scores(assessment)}
-    offered = set(assessment.offered)
-    heuristics = set(assessment.heuristics)
-    out = []
-    for source in content.sources:
-        if source.tumour_kinds and facts.tumour_kind not in source.tumour_kinds:
-            continue
-        if source.primary_sites and not (
-            facts.tumour_kind == "secondary" and facts.primary_site in source.primary_sites
-        ):
-            continue  # e.g. COLLISION is about colorectal metastases, not an hcc patient's
-        if (
-            source.rules & rules
-            or source.scores & scores
-            or source.options & offered
-            or source.heuristics & heuristics
-        ):
-            out.append(source)
-    return out
-
-
-def _source_url(
-    content: CardContent, assessment: Assessment, sources: list[SourceContent]
-) -> str | None:
-    """The guideline behind the deciding rule, else the rule set's documentation, if any."""
-    for source in sources:
-        if source.url is not None and assessment.rule in source.rules:
-            return source.url
-    return content.documentation_url
+    scores = assessment.scores
+    return (
+        assessment.rule,
+        facts.tumour_kind,
+        facts.primary_site,
+        tuple([(o.code, o.rule) for o in assessment.options]),
+        tuple([getattr(scores, key) is not None for key in schema.SCORE_KEYS]),
+        assessment.heuristics,
+    )
 
 
 def option_suggestions(
     content: CardContent, assessment: Assessment, ctx: RenderContext
 ) -> list[dict[str, Any]]:
     """One suggestion per offered option, recommended first, otherwise in the table's order."""
+    ready = prepared(content)
     ordered = sorted(assessment.options, key=lambda o: not o.recommended)
     reasons = proposals.reason_references(assessment.facts.liver_conditions)
+    patient = proposals.for_patient(ctx.patient_id, reasons, content.texts["more_conditions"])
     out = []
     for option in ordered:
-        text = _option_content(content, option.code)
-        qualifier = _qualifier(content, option)
-        label = text.suggestion + (f" ({qualifier})" if qualifier else "")
-        display = text.label + (f" ({qualifier})" if qualifier else "")
-        codings = [
-            {
-                "system": TREATMENT_OPTION_SYSTEM,
-                "code": option.code,
-                "display": text.label,
-            },
-            *text.codings,
-        ]
-        description = templates.fill(content.texts["action_description"], {"label": display})
-        resource = proposals.service_request(
-            ctx.patient_id, codings, display, reasons, content.texts["more_conditions"]
-        )
+        wording = ready.wording(option.code, option.qualifier)
+        resource = proposals.proposal(wording.code, patient)
         out.append(
-            proposals.suggestion(ctx.new_uuid, label, option.recommended, description, resource)
+            proposals.suggestion(
+                ctx.new_uuid, wording.label, option.recommended, wording.description, resource
+            )
         )
     return out
 
 
-def _option_content(content: CardContent, code: str) -> OptionContent:
-    found = content.options.get(code)
-    if found is not None:
-        return found
-    plain = " ".join(str(code).split()) or "option"
-    return OptionContent(plain, plain, plain, "", plain, (), {}, ())
-
-
-def _qualifier(content: CardContent, option: OfferedOption) -> str:
-    """The qualifier as plain text (card content, or the engine's code made readable)."""
-    if not option.qualifier:
-        return ""
-    known = content.qualifiers.get(option.qualifier)
-    if known is not None:
-        return known
-    readable = option.qualifier.replace("-", " ").replace("_", " ")
-    return " ".join(_UNSAFE_PLAIN.sub("", readable).split())
+def _wordings(content: CardContent, assessment: Assessment) -> dict[str, OptionWording]:
+    """Option code -> its wording with its qualifier, for the compact detail (one per code:
+    the last offer of a code gives the qualifier)."""
+    ready = prepared(content)
+    return {o.code: ready.wording(o.code, o.qualifier) for o in assessment.options}
 
 
 # --- the detail (GitHub-flavoured Markdown) ----------------------------------------------
-
-
-def _compact(content: CardContent, assessment: Assessment) -> str:
-    """The card's detail: the compact view of :mod:`service.render.compact`."""
-    wording: dict[str, OptionContent] = {
-        o.code: _option_content(content, o.code) for o in assessment.options
-    }
-    qualifiers: dict[str, str] = {o.code: _qualifier(content, o) for o in assessment.options}
-    return compact.compact_detail(content, assessment, wording, qualifiers)
 
 
 def full_detail(content: CardContent, assessment: Assessment) -> str:
@@ -440,8 +378,8 @@ def _options(content: CardContent, assessment: Assessment) -> str:
     lines = []
     ordered = sorted(assessment.options, key=lambda o: not o.recommended)
     for number, option in enumerate(ordered, start=1):
-        text = _option_content(content, option.code)
-        qualifier = _qualifier(content, option)
+        text = option_content(content, option.code)
+        qualifier = plain_qualifier(content, option.qualifier)
         name = f"**{text.label}**" + (f", {md.text(qualifier)}" if qualifier else "")
         status = [texts["recommended"] if option.recommended else texts["offered"]]
         if option.rule.startswith("addition:"):

@@ -25,6 +25,7 @@ from service.clinical.model import Assessment, Facts, Measurement
 from service.render import markdown as md
 from service.render import schema, templates
 from service.render.content import CardContent, OptionContent
+from service.render.prepared import OptionWording, option_risks, prepared
 
 MAX_LINES = 25
 MAX_CHARS = 2500
@@ -69,22 +70,21 @@ def disease_risk_key(facts: Facts) -> str | None:
 def compact_detail(
     content: CardContent,
     assessment: Assessment,
-    option_content: Mapping[str, OptionContent],
-    qualifiers: Mapping[str, str],
+    wordings: Mapping[str, OptionWording],
 ) -> str:
     """The assessment card's Markdown detail, within the budget.
 
-    ``option_content`` and ``qualifiers`` map each offered option's code to its wording and
-    plain-text qualifier (the renderer resolves unknown codes once for the whole card).
+    ``wordings`` maps each offered option's code to its wording with its qualifier (the
+    renderer resolves them once for the whole card, :mod:`service.render.prepared`).
     """
     head = [_verdict_line(content, assessment)]
     head += [f"- {line}" for line in _fact_lines(content, assessment)]
     tail = _tail(content, assessment)
-    full = _options(content, assessment, option_content, qualifiers, collapse=False)
+    full = _options(content, assessment, wordings, collapse=False)
     detail = _join(head, full, tail)
     if _fits(detail):
         return detail
-    short = _options(content, assessment, option_content, qualifiers, collapse=True)
+    short = _options(content, assessment, wordings, collapse=True)
     detail = _join(head, short, tail)
     while not _fits(detail) and len(head) > 2:
         head = head[:-1]  # last resort: the least important fact lines go first
@@ -197,13 +197,13 @@ def _where(content: CardContent, facts: Facts) -> str:
 
 def _place(content: CardContent, facts: Facts) -> str:
     """Where the disease is: the section or segment when single, else the engine's wording."""
-    evidence = next((e for e in facts.evidence if e.fact == "distribution"), None)
     if facts.single_segment and facts.segment:
         return md.text(f"segment {facts.segment}")
     if facts.single_section and facts.section is not None and facts.section in content.sections:
         return content.sections[facts.section]
     if facts.distribution == "caudate":
         return content.sections["caudate"]
+    evidence = next((e for e in facts.evidence if e.fact == "distribution"), None)
     if evidence is not None:
         known = content.fact_values.get("distribution", {}).get(evidence.value)
         return known or md.text(evidence.value)
@@ -458,8 +458,7 @@ def _cut(text: str) -> str:
 def _options(
     content: CardContent,
     assessment: Assessment,
-    option_content: Mapping[str, OptionContent],
-    qualifiers: Mapping[str, str],
+    wordings: Mapping[str, OptionWording],
     *,
     collapse: bool,
 ) -> list[str]:
@@ -469,24 +468,25 @@ def _options(
     together on one line (the budget's fallback).
     """
     card = content.card
+    texts = content.texts
     ordered = sorted(assessment.options, key=lambda o: not o.recommended)
-    lines = [f"**{card['options_heading']}**"]
+    lines = [prepared(content).options_heading]
     others = []
     number = 0
+    modifiers = assessment.risk_modifiers
+    disease = disease_risk_key(assessment.facts)
     for option in ordered:
-        text = option_content[option.code]
-        name = md.text(text.label)
-        qualifier = qualifiers.get(option.code, "")
-        if qualifier:
-            name += f", {md.text(qualifier)}"
+        wording = wordings[option.code]
+        name = wording.name_md
         if collapse and not option.recommended:
             others.append(name)
             continue
-        status = content.texts["recommended" if option.recommended else "offered"]
-        risk = leading_risk(text, assessment)
+        status = texts["recommended" if option.recommended else "offered"]
+        risk = wording.risks.leading_for(modifiers, disease)
         number += 1
         if risk:
-            key = "option_line_patient" if _patient_specific(text, assessment) else "option_line"
+            specific = wording.risks.patient_specific(modifiers)
+            key = "option_line_patient" if specific else "option_line"
             line = templates.fill(card[key], {"option": name, "status": status, "risk": risk})
         else:
             line = templates.fill(card["option_line_no_risk"], {"option": name, "status": status})
@@ -498,29 +498,13 @@ def _options(
     return lines if len(lines) > 1 else []
 
 
-def _patient_specific(text: OptionContent, assessment: Assessment) -> bool:
-    return any(m in text.modifiers for m in assessment.risk_modifiers)
-
-
 def leading_risk(text: OptionContent, assessment: Assessment) -> str:
     """The risk named with an option: a patient-specific modifier first, then the first risk
-    for this tumour kind (e.g. oxaliplatin liver injury for colorectal), else the leading one."""
-    for modifier in schema.RISK_MODIFIERS:
-        if modifier in assessment.risk_modifiers and modifier in text.modifiers:
-            return _sentence(text.modifiers[modifier])
-    disease = disease_risk_key(assessment.facts)
-    specific = text.by_disease.get(disease or "", ())
-    if specific:
-        return _sentence(specific[0])
-    return _sentence(text.leading) if text.leading else ""
-
-
-def _sentence(text: str) -> str:
-    text = " ".join(text.split())
-    if not text:
-        return text
-    text = text[:1].upper() + text[1:]
-    return text if text.endswith((".", "!", "?")) else text + "."
+    for this tumour kind (e.g. oxaliplatin liver injury for colorectal), else the leading one
+    (:meth:`service.render.prepared.OptionRisks.leading_for`; the card uses the prepared
+    sentences)."""
+    risks = option_risks(text)
+    return risks.leading_for(assessment.risk_modifiers, disease_risk_key(assessment.facts))
 
 
 # --- what was not assessed, what is missing, the rule set -----------------------------------
@@ -538,8 +522,7 @@ def _tail(content: CardContent, assessment: Assessment) -> list[str]:
     if assessment.missing:
         names = _missing_names(content, assessment)
         bullets.append("- " + templates.fill(card["missing"], {"items": names}))
-    footer = templates.fill(card["footer"], {"label": md.text(content.source_label)})
-    return [*bullets, footer]
+    return [*bullets, prepared(content).footer]
 
 
 def _not_assessed(content: CardContent, assessment: Assessment) -> list[str]:

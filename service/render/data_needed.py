@@ -14,10 +14,10 @@ from collections.abc import Callable
 from typing import Any
 
 from service.clinical.model import Assessment, MissingItem
-from service.codesystems import CARD_TOPIC_SYSTEM
 from service.render import markdown as md
 from service.render import proposals, templates
 from service.render.content import MORE_ITEMS, SUMMARY_MAX, CardContent, MissingContent
+from service.render.prepared import prepared
 
 _BRACKETS = re.compile(r"\(([^)]*)\)")
 
@@ -64,14 +64,11 @@ def data_needed_card(
     content: CardContent,
 ) -> dict[str, Any]:
     items = missing_items(assessment)
+    ready = prepared(content)
     source: dict[str, Any] = {"label": content.source_label}
     if content.documentation_url:
         source["url"] = content.documentation_url
-    source["topic"] = {
-        "system": CARD_TOPIC_SYSTEM,
-        "code": "data-needed",
-        "display": content.topics["data-needed"],
-    }
+    source["topic"] = ready.topics["data-needed"]
     card: dict[str, Any] = {
         "uuid": new_uuid(),
         "summary": data_needed_summary(content, items),
@@ -87,11 +84,7 @@ def data_needed_card(
     if suggestions:
         card["suggestions"] = suggestions
         card["selectionBehavior"] = "any"
-    reasons = [
-        {"system": r.system, "code": r.code, "display": r.display}
-        for r in content.override_reasons
-        if "data-needed" in r.cards
-    ]
+    reasons = ready.override_reason_codings("data-needed")
     if reasons:
         card["overrideReasons"] = reasons
     return card
@@ -153,6 +146,7 @@ def order_suggestions(
 ) -> list[dict[str, Any]]:
     """One recommended suggestion per distinct order, in the order of the items."""
     reasons = proposals.reason_references(assessment.facts.liver_conditions)
+    patient = proposals.for_patient(patient_id, reasons, content.texts["more_conditions"])
     seen: set[str] = set()
     out = []
     for item in items:
@@ -166,8 +160,6 @@ def order_suggestions(
             *order.codings,
         ]
         description = templates.fill(content.texts["action_description"], {"label": order.display})
-        resource = proposals.service_request(
-            patient_id, codings, order.text, reasons, content.texts["more_conditions"]
-        )
+        resource = proposals.proposal(proposals.proposal_code(codings, order.text), patient)
         out.append(proposals.suggestion(new_uuid, order.suggestion, True, description, resource))
     return out

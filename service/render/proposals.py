@@ -12,7 +12,7 @@ import itertools
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from service.render import templates
 
@@ -57,18 +57,38 @@ def service_request(
 
     ``more_note`` is the card content's template (``{count}``) for the Conditions beyond
     the cap, put in ``note`` so the proposal still says what it is based on."""
-    resource: dict[str, Any] = {
-        "resourceType": "ServiceRequest",
-        "status": "draft",
-        "intent": "proposal",
-        "code": {"coding": [dict(coding) for coding in codings], "text": text},
-        "subject": {"reference": f"Patient/{patient_id}"},
-    }
+    return proposal(proposal_code(codings, text), for_patient(patient_id, reasons, more_note))
+
+
+def proposal_code(codings: Iterable[Mapping[str, str]], text: str) -> dict[str, Any]:
+    """A proposal's ``code``: copies of ``codings``, and ``text``."""
+    return {"coding": list(map(dict, codings)), "text": text}
+
+
+def for_patient(patient_id: str, reasons: Reasons, more_note: str = "") -> dict[str, Any]:
+    """The patient's part of a proposal (``subject``, ``reasonReference``, ``note``): the same
+    for every proposal of a card, so a card makes it once (:func:`proposal`)."""
+    part: dict[str, Any] = {"subject": {"reference": f"Patient/{patient_id}"}}
     if reasons.references:
-        resource["reasonReference"] = [{"reference": r} for r in reasons.references]
+        part["reasonReference"] = [{"reference": r} for r in reasons.references]
     if reasons.more and more_note:
-        resource["note"] = [{"text": templates.fill(more_note, {"count": f"{reasons.more:,}"})}]
-    return resource
+        part["note"] = [{"text": templates.fill(more_note, {"count": f"{reasons.more:,}"})}]
+    return part
+
+
+_DRAFT_PROPOSAL: Final[Mapping[str, str]] = {
+    "resourceType": "ServiceRequest",
+    "status": "draft",
+    "intent": "proposal",
+}
+
+
+def proposal(code: dict[str, Any], patient: Mapping[str, Any]) -> dict[str, Any]:
+    """A draft, proposed ServiceRequest with ``code`` and the patient's part
+    (:func:`for_patient`); the proposals of one card share ``patient``'s values, and a
+    prepared ``code`` may be shared by every response (:mod:`service.render.prepared`):
+    nothing mutates a rendered card."""
+    return {**_DRAFT_PROPOSAL, "code": code, **patient}
 
 
 def suggestion(
