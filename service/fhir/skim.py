@@ -332,19 +332,18 @@ class HookBodyParser:
         rename: dict[str, str] = {}
         self._reads: list[tuple[str, str]] = []
         self._searches: list[tuple[str, str]] = []
-        self._read_keys: tuple[str, ...] = ()
-        self._search_keys: tuple[str, ...] = ()
         for index, (key, template) in enumerate(templates.items()):
             name = f"key{index}"  # prefetch keys need not be Python identifiers
             rename[name] = key
             if expected_type(template) is None:
                 fields.append((name, _Bundle | None | msgspec.UnsetType, msgspec.UNSET))
                 self._searches.append((name, key))
-                self._search_keys += (key,)
             else:
                 fields.append((name, msgspec.Raw, _ABSENT))
                 self._reads.append((name, key))
-                self._read_keys += (key,)
+        # The prefetch keys by kind, for the whole-body path (_declared_document).
+        self._read_keys = tuple(key for _, key in self._reads)
+        self._search_keys = tuple(key for _, key in self._searches)
         prefetch = msgspec.defstruct("DeclaredPrefetch", fields, rename=rename, gc=False)
         envelope = msgspec.defstruct(
             "DeclaredEnvelope",
