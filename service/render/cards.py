@@ -38,7 +38,7 @@ from service.render.prepared import (
     plain_qualifier,
     prepared,
 )
-from service.render.uuids import random_uuid
+from service.uuids import random_uuid
 
 INDICATORS: dict[str, str] = {
     "resectable": "info",

@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from service.render.cards import RenderContext
-from service.render.uuids import random_uuid
+from service.uuids import random_uuid
 
 
 def test_each_uuid_is_a_random_version_4_uuid_in_canonical_text() -> None:

@@ -1,12 +1,14 @@
-"""Random (version 4) uuids for cards and suggestions, drawn from the OS in blocks.
+"""Random (version 4) uuids for cards, suggestions and stored rows, drawn from the OS in blocks.
 
 ``uuid.uuid4()`` calls ``os.urandom(16)`` once per uuid, and every ``os.urandom`` call
 releases and re-takes the GIL around its system call. A hook call makes several uuids
 (a card and each of its suggestions), and while the audit writer's threads are active
 each GIL hand-over costs the thread answering hook calls far more than the 16 bytes do
-(README "Performance"). So the bytes come from the same source, the OS's CSPRNG, 64 uuids
-at a time; each uuid is still 122 random bits with the version and variant bits set
-exactly as :func:`uuid.uuid4` sets them.
+(README "Performance"). The same holds the other way round: a ``uuid.uuid4()`` per audit
+row in the writer's thread handed the GIL to the thread answering hook calls and then
+took it back from it, a context switch of that thread per audited call. So the bytes come
+from the same source, the OS's CSPRNG, 64 uuids at a time; each uuid is still 122 random
+bits with the version and variant bits set exactly as :func:`uuid.uuid4` sets them.
 
 The block is turned into text at once (one ``bytes.hex`` for 64 uuids, the bits set with
 two slice assignments), so a draw is a ``list.pop``: building a :class:`uuid.UUID` and
