@@ -277,6 +277,20 @@ def resource_ref(resource: Mapping[str, Any], position: int | None = None) -> st
 _ID: Final = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
 
+def _typed_ref(rtype: str, rid: Any, position: int) -> str:
+    """:func:`resource_ref` of a resource (item ``position``, id ``rid``) whose type the
+    caller has already found to be the literal ``rtype``: the same text, without reading
+    and checking the type again."""
+    if (
+        rid.__class__ is str
+        and 0 < len(rid) <= 64
+        and rid.isascii()
+        and (rid.isalnum() or _ID.fullmatch(rid))
+    ):
+        return f"{rtype}/{rid}"
+    return f"{rtype} (no id, item {position})"
+
+
 def _codings(concept: object, what: str) -> list[dict[str, Any]]:
     """The well-formed codings of a CodeableConcept (None -> empty)."""
     if concept is None:
@@ -466,7 +480,10 @@ def _observation_time(r: Mapping[str, Any]) -> When | None:
 def _read_quantity(kind: ObservationKind, q: object, what: str) -> tuple[Quantity, str | None]:
     if not isinstance(q, dict):
         raise ReadError(f"{what} is not a Quantity")
-    value = _number(q.get("value"), f"{what}.value")
+    value = q.get("value")
+    if value.__class__ is not float or not math.isfinite(value):
+        # Not the usual finite float: checked (and named, if wrong) by _number.
+        value = _number(value, f"{what}.value")
     system = q.get("system")
     code = q.get("code")
     if code is not None and not isinstance(code, str):
@@ -538,26 +555,31 @@ def _tnm_n(concept: object) -> str | None:
     return None
 
 
+_QUANTITY_KINDS: Final = codes.LAB_KINDS | {"flr"}
+"""The kinds whose value is a valueQuantity in a unit (the labs and the FLR)."""
+
+
 def _read_observation(
     r: Mapping[str, Any], kind: ObservationKind, ref: str, when: When, status_missing: bool
 ) -> ObservationRead:
     rid = r.get("id")
-    common: dict[str, Any] = {
-        "ref": ref,
-        "id": rid if isinstance(rid, str) else None,
-        "kind": kind,
-        "time": when.at,
-        "status_missing": status_missing,
-        "timezone_assumed": when.timezone_assumed,
-    }
-    if kind in codes.LAB_KINDS or kind == "flr":
+    # ObservationRead is built positionally (its fields in order: ref, id, kind, time,
+    # status_missing, timezone_assumed, quantity, integer, text, site, focus, comparator,
+    # reference_high): keyword arguments would cost a dict per Observation.
+    head = (
+        ref,
+        rid if isinstance(rid, str) else None,
+        kind,
+        when.at,
+        status_missing,
+        when.timezone_assumed,
+    )
+    if kind in _QUANTITY_KINDS:
         quantity, comparator = _read_quantity(kind, r.get("valueQuantity"), "valueQuantity")
         high = None
         if kind == "bilirubin":
             high = _reference_high(kind, r.get("referenceRange"), quantity.reported_code)
-        return ObservationRead(
-            **common, quantity=quantity, comparator=comparator, reference_high=high
-        )
+        return ObservationRead(*head, quantity, None, None, None, (), comparator, high)
     if kind == "tumour-size":
         q: object = None
         components = r.get("component")
@@ -585,25 +607,23 @@ def _read_observation(
                 for f in focus_raw
                 if isinstance(f, dict) and isinstance(f.get("reference"), str)
             )
-        return ObservationRead(
-            **common, quantity=quantity, comparator=comparator, site=site, focus=focus
-        )
+        return ObservationRead(*head, quantity, None, None, site, focus, comparator)
     if kind == "ecog":
         if "valueInteger" in r:
             grade = _read_integer(r["valueInteger"], "valueInteger", 0, 5)
-            return ObservationRead(**common, integer=grade)
+            return ObservationRead(*head, None, grade)
         if "valueCodeableConcept" in r:
             for c in _codings(r["valueCodeableConcept"], "valueCodeableConcept"):
                 if c.get("system") == codes.LOINC and isinstance(c.get("code"), str):
                     answer = codes.ECOG_ANSWERS.get(c["code"])
                     if answer is not None:
-                        return ObservationRead(**common, integer=answer)
+                        return ObservationRead(*head, None, answer)
             raise ReadError("valueCodeableConcept is not an ECOG answer code")
         if "valueQuantity" in r:
             vq = r["valueQuantity"]
             value = vq.get("value") if isinstance(vq, dict) else None
             grade = _read_integer(value, "valueQuantity.value", 0, 5)
-            return ObservationRead(**common, integer=grade)
+            return ObservationRead(*head, None, grade)
         raise ReadError("no ECOG value")
     if kind == "karnofsky":
         if "valueInteger" in r:
@@ -613,7 +633,7 @@ def _read_observation(
             raw, what = r["valueQuantity"].get("value"), "valueQuantity.value"
         else:
             raise ReadError("no Karnofsky value")
-        return ObservationRead(**common, integer=_read_integer(raw, what, 0, 100))
+        return ObservationRead(*head, None, _read_integer(raw, what, 0, 100))
     if kind == "lesion-count":
         if "valueInteger" in r:
             raw, what = r["valueInteger"], "valueInteger"
@@ -621,12 +641,12 @@ def _read_observation(
             raw, what = r["valueQuantity"].get("value"), "valueQuantity.value"
         else:
             raise ReadError("no lesion count value")
-        return ObservationRead(**common, integer=_read_integer(raw, what, 1, 10_000))
+        return ObservationRead(*head, None, _read_integer(raw, what, 1, 10_000))
     if kind == "tnm-n":
         n = _tnm_n(r.get("valueCodeableConcept"))
         if n is None:
             raise ReadError("valueCodeableConcept is not a recognisable N category")
-        return ObservationRead(**common, text=n)
+        return ObservationRead(*head, None, None, n)
     raise ReadError(f"unsupported kind {kind}")  # pragma: no cover
 
 
@@ -650,7 +670,8 @@ def select(
     """
     patient_ref = "Patient/" + patient_id
     sel = Selection(patient_ref=patient_ref, procedures_checked=procedures_checked)
-    seen: set[str] = set()
+    seen: set[str] = set()  # kept Conditions ("C" + id) and Procedures ("P" + id)
+    seen_observations: set[str] = set()  # kept Observations' ids: no prefixed string per id
     obs_codes = codes.OBSERVATION_CODES
     for position, r in enumerate(resources):
         if r is SKIPPED_OBSERVATION:
@@ -677,7 +698,7 @@ def select(
                             break
             if kind is None:
                 continue
-            _select_observation(sel, r, kind, patient_ref, position, seen)
+            _select_observation(sel, r, kind, patient_ref, position, seen_observations)
         elif rtype == "Condition":
             _select_condition(sel, r, patient_ref, position, seen)
         elif rtype == "Patient":
@@ -722,14 +743,17 @@ def _select_observation(
     position: int,
     seen: set[str],
 ) -> None:
-    ref = resource_ref(r, position)
-    if not _belongs(sel, r, patient_ref, ref):
-        return
     rid = r.get("id")
+    ref = _typed_ref("Observation", rid, position)
+    subject = r.get("subject")
+    # The usual subject, {"reference": "Patient/<id>"}, is recognised without a call.
+    usual = subject.__class__ is dict and subject.get("reference") == patient_ref
+    if not usual and not _belongs(sel, r, patient_ref, ref):
+        return
     if isinstance(rid, str):
-        if ("O" + rid) in seen:
+        if rid in seen:
             return
-        seen.add("O" + rid)
+        seen.add(rid)
     status = r.get("status")
     if status is None:
         status_missing = True
@@ -740,8 +764,11 @@ def _select_observation(
         status_missing = False
     else:
         return  # preliminary, cancelled, entered-in-error, ...: not a result to use
+    raw_time = r.get("effectiveDateTime")
     try:
-        when = _observation_time(r)
+        # effectiveDateTime as a string is the usual case: parsed (cached) without the
+        # look-ups of _observation_time, which reads the other places in turn.
+        when = _parse_date_text(raw_time) if raw_time.__class__ is str else _observation_time(r)
     except DateError as exc:
         sel.notes.append(DataQualityNote(ref, f"effective time {exc}; skipped"))
         return

@@ -139,6 +139,8 @@ def convert(
                 f"no UCUM unit code, and the unit {unit_text[:20]!r} is not a unitless {kind}"
             )
         accepted = "1"
+    elif code in rule.factors:
+        accepted = code  # an accepted code as it is spelled: canonical_code's first case
     else:
         found = canonical_code(kind, code)
         if found is None:
@@ -146,10 +148,12 @@ def convert(
         accepted = found
     factor = rule.factors[accepted]
     unrounded = value / factor
-    if unrounded < rule.minimum or (rule.minimum_exclusive and unrounded <= rule.minimum):
+    minimum = rule.minimum
+    if unrounded < minimum or (rule.minimum_exclusive and unrounded <= minimum):
         raise UnitError(f"{kind} value below physical range")
     if unrounded > rule.maximum:
         raise UnitError(f"{kind} value above physical range")
-    rounded = round_to(unrounded, rule.precision)
+    precision = rule.precision
+    rounded = unrounded if precision is None else round_to(unrounded, precision)
     original = None if factor == 1.0 else f"{_fmt(value)} {accepted}"
     return Quantity(rounded, unrounded, rule.canonical, original, value, accepted)
