@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -35,7 +35,21 @@ from service.settings import Settings
 
 __all__ = ["BoundedHttpToolsProtocol", "HeadLimits"]
 
-_HEAD_ENDS: Final = (b"\r\n\r\n", b"\n\n")
+
+def _head_end(window: bytes, bound: int) -> int:
+    r"""The offset just past the first blank line in ``window[:bound]``, or -1.
+
+    A head ends at ``\r\n\r\n`` or, from a lenient client, ``\n\n``, whichever comes
+    first. The bare ``\n\n`` is looked for only up to the end of the ``\r\n\r\n`` when
+    there is one: a normal head never holds it, and searching the whole window for it
+    (with the body that came in the same chunk, 32 KiB at the default limit) cost about
+    1.5 % of a W1 call under load.
+    """
+    crlf = window.find(b"\r\n\r\n", 0, bound)
+    lf = window.find(b"\n\n", 0, bound if crlf < 0 else crlf + 4)
+    if lf >= 0:  # ends no later than the \r\n\r\n, if any
+        return lf + 2
+    return crlf + 4 if crlf >= 0 else -1
 
 
 @dataclass(frozen=True)
@@ -94,10 +108,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
                 self._arm_head_timer()  # the first byte of a kept-alive connection's next request
             # A head's end, if within the limit, lies in the first bytes of the chunk: the
             # body that follows it in the same chunk (up to 256 KiB) is neither copied nor
-            # searched.
-            window = self._head_tail + data[: self._max_head + 4]
-            ends = [i + len(end) for end in _HEAD_ENDS if (i := window.find(end)) >= 0]
-            counted = len(data) if not ends else max(0, min(ends) - len(self._head_tail))
+            # searched. Only a head split across chunks is joined to the previous tail.
+            tail = self._head_tail
+            window = tail + data[: self._max_head + 4] if tail else data
+            end = _head_end(window, len(tail) + self._max_head + 4)
+            counted = len(data) if end < 0 else max(0, end - len(tail))
             self._head_bytes += counted
             if self._head_bytes > self._max_head:
                 self._refuse(431, "Request Header Fields Too Large", "request headers too large")

@@ -16,7 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from store.server_process import ServerProcess, skip_unless_server_runs
+
+from service.httpserver import _head_end
 
 MAX_HEADER_BYTES = 8192
 HEADER_TIMEOUT_S = 1.0
@@ -178,3 +182,19 @@ def test_the_limits_are_the_documented_settings() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert "`LIVER_CDS_MAX_HEADER_BYTES` | `32768`" in readme
     assert "`LIVER_CDS_HEADER_TIMEOUT_S` | `10.0`" in readme
+
+
+@given(
+    window=st.binary(max_size=60).map(lambda raw: raw.translate(_HEAD_ALPHABET)),
+    bound=st.integers(min_value=0, max_value=70),
+)
+def test_the_head_ends_at_the_first_blank_line_of_either_kind(window: bytes, bound: int) -> None:
+    """``_head_end`` is the earliest end of ``\\r\\n\\r\\n`` or ``\\n\\n`` within the bound,
+    though it looks for the bare ``\\n\\n`` only up to the first ``\\r\\n\\r\\n``."""
+    searched = window[:bound]
+    ends = [i + len(end) for end in (b"\r\n\r\n", b"\n\n") if (i := searched.find(end)) >= 0]
+    assert _head_end(window, bound) == (min(ends) if ends else -1)
+
+
+_HEAD_ALPHABET = bytes(b"\r\nA"[byte % 3] for byte in range(256))
+"""Maps any byte to CR, LF or a letter, so blank lines of both kinds are common."""
