@@ -116,17 +116,18 @@ def check_repeated_envelope_keys(body: bytes, parsed: Any) -> None:
 
     The exact check parses again with the standard library, so it only runs when one of
     the two names occurs more than once in the raw bytes, which a normal request never
-    does (FHIR resources use neither as a key); the trigger costs a ``bytes.count`` per
-    name. ``parsed`` is the body as parsed: a top-level ``fhirServer`` that is not in it
-    is not in the body at all, so it cannot repeat and its count is skipped. A key can
-    also be spelled with ``\\u`` escapes (``"fhir\\u0053erver"`` is ``fhirServer`` to
-    every parser), which the byte count cannot see: a body with any escaped key (which
-    no serializer writes for FHIR's ASCII names) gets the exact check too.
+    does (FHIR resources use neither as a key); the trigger costs about a ``memchr`` per
+    name (:func:`_occurs_twice`). ``parsed`` is the body as parsed: a top-level
+    ``fhirServer`` that is not in it is not in the body at all, so it cannot repeat and its
+    count is skipped. A key can also be spelled with ``\\u`` escapes
+    (``"fhir\\u0053erver"`` is ``fhirServer`` to every parser), which the byte count cannot
+    see: a body with any escaped key (which no serializer writes for FHIR's ASCII names)
+    gets the exact check too.
     """
     triggers = (
         _TRIGGERS if not isinstance(parsed, dict) or "fhirServer" in parsed else _PATIENT_ONLY
     )
-    if not any(body.count(key) > 1 for key in triggers) and not has_escaped_key(body):
+    if not any(_occurs_twice(body, *key) for key in triggers) and not has_escaped_key(body):
         return
     try:
         top = json.loads(body, object_pairs_hook=_PairsDict)
@@ -143,8 +144,46 @@ def check_repeated_envelope_keys(body: bytes, parsed: Any) -> None:
         raise BadRequest("key 'context.patientId' appears more than once in the request")
 
 
-_TRIGGERS: tuple[bytes, ...] = (b'"patientId"', b'"fhirServer"')
-_PATIENT_ONLY: tuple[bytes, ...] = (b'"patientId"',)
+_TRIGGERS: tuple[tuple[bytes, int], ...] = ((b'"patientId"', 8), (b'"fhirServer"', 5))
+"""Each name with the index of its upper-case letter, the byte :func:`_occurs_twice` looks for."""
+_PATIENT_ONLY: tuple[tuple[bytes, int], ...] = _TRIGGERS[:1]
+
+
+def _occurs_twice(body: bytes, key: bytes, anchor: int) -> bool:
+    """``body.count(key) > 1``, found by looking for one rare byte of ``key``.
+
+    Why: ``bytes.count`` of a quoted name steps through a JSON body about a byte at a time
+    (quotes and the name's lower-case letters are everywhere, which defeats its skips):
+    about 0.3 ns a byte, 55 µs on W1's 180 KB and 1.6 ms on W2's 5 MB, for a name that
+    occurs once. Finding one byte is ``memchr``, some twenty times faster, and the byte at
+    ``anchor``, the name's upper-case letter, is rare in FHIR JSON: each one found is
+    compared with ``key`` where that would start. A body full of that letter (base64
+    attachments, upper-case text) is handed to ``count`` once a budget proportional to its
+    length is spent, so it costs little more than counting it outright.
+
+    Same answer as ``count``, which takes occurrences leftmost first, each one starting
+    after the previous one ends: occurrences are found here in the same order (every one
+    holds the byte at ``anchor``), one overlapping the last one taken is passed over, and
+    ``count`` resumes from where the last one taken ends.
+    """
+    mark = key[anchor : anchor + 1]
+    find = body.find
+    budget = 16 + (len(body) >> 11)
+    resume = 0  # where count would go on: past the last occurrence taken
+    taken = 0
+    at = find(mark, anchor)
+    while at != -1:
+        begin = at - anchor
+        if begin >= resume and body.startswith(key, begin):
+            if taken:
+                return True
+            taken = 1
+            resume = begin + len(key)
+        budget -= 1
+        if not budget:
+            return taken + body.count(key, resume) > 1
+        at = find(mark, at + 1)
+    return False
 
 
 class _PairsDict(dict[str, Any]):

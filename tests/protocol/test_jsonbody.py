@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 from service.jsondepth import has_escaped_key, json_depth
 from service.protocol.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from service.protocol.jsonbody import (
+    _TRIGGERS,
+    _occurs_twice,
     check_content_type,
     check_declared_length,
     check_repeated_envelope_keys,
@@ -217,3 +219,30 @@ def test_the_exact_check_reports_nesting_too_deep_for_python_as_a_400() -> None:
     with pytest.raises(BadRequest) as info:
         check_repeated_envelope_keys(body, {})
     assert "nested too deeply" in info.value.message
+
+
+_PIECES = [
+    b'"patientId"',
+    b'"fhirServer"',
+    b'"patientId"patientId"',  # two occurrences sharing a quote: count() takes one
+    b'"fhirServer"fhirServer"',
+    b'"patient',
+    b'Id"',
+    b"I",
+    b"S",
+    b'"',
+    b"x",
+]
+
+
+@settings(max_examples=500)
+@given(
+    st.lists(st.sampled_from(_PIECES), max_size=60),
+    st.integers(min_value=0, max_value=5000),
+)
+def test_the_repeat_trigger_counts_as_bytes_count_does(pieces: list[bytes], filler: int) -> None:
+    # ``filler`` bytes of each name's rare letter spend the budget of the memchr search,
+    # which then hands over to count() part-way through the body.
+    body = b"I" * filler + b"".join(pieces) + b"S" * filler + b"".join(reversed(pieces))
+    for key, anchor in _TRIGGERS:
+        assert _occurs_twice(body, key, anchor) is (body.count(key) > 1)
