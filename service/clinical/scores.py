@@ -96,7 +96,7 @@ def _child_pugh_bands(t: Thresholds) -> dict[str, _LabBands]:
     }
 
 
-def _cp_lab_points(name: str, m: Measurement, t: Thresholds) -> tuple[int, str]:
+def _cp_lab_points(lab: _LabBands, m: Measurement) -> tuple[int, str]:
     """Points of a Child-Pugh lab, and the band used, in words for the card.
 
     Rule set v2 (clinical-rules §4): every value unrounded; one reported in SI units
@@ -105,7 +105,6 @@ def _cp_lab_points(name: str, m: Measurement, t: Thresholds) -> tuple[int, str]:
     converted to the canonical unit and compared unrounded. Boundaries are in the middle
     band. Rounding is for display only: 33.9 umol/L is 1 point although it reads 2.0 mg/dL.
     """
-    lab = _child_pugh_bands(t)[name]
     si = lab.si
     if si is not None and m.reported_unit == si.unit and m.reported_value is not None:
         bands, value = si, m.reported_value
@@ -116,24 +115,23 @@ def _cp_lab_points(name: str, m: Measurement, t: Thresholds) -> tuple[int, str]:
 
 def child_pugh(facts: Facts, t: Thresholds = DEFAULT_THRESHOLDS) -> Score | None:
     """Child-Pugh (1973): needs bilirubin, albumin and INR within the lookback window."""
-    bili, alb, inr = (facts.labs.get(k) for k in ("bilirubin", "albumin", "inr"))
+    labs = facts.labs
+    bili, alb, inr = labs.get("bilirubin"), labs.get("albumin"), labs.get("inr")
     if bili is None or alb is None or inr is None:
         return None
-    pb, bb = _cp_lab_points("bilirubin", bili, t)
-    pa, ba = _cp_lab_points("albumin", alb, t)
-    pi, bi = _cp_lab_points("inr", inr, t)
+    bands = _child_pugh_bands(t)
+    pb, bb = _cp_lab_points(bands["bilirubin"], bili)
+    pa, ba = _cp_lab_points(bands["albumin"], alb)
+    pi, bi = _cp_lab_points(bands["inr"], inr)
     pas = facts.ascites_points or 1
     pen = facts.encephalopathy_points or 1
     total = pb + pa + pi + pas + pen
     cls = "C" if total >= t.cp_class_c_min else ("B" if total >= t.cp_class_b_min else "A")
-    assumed = [
-        what
-        for what, flag in (
-            ("ascites", facts.ascites_assumed),
-            ("encephalopathy", facts.encephalopathy_assumed),
-        )
-        if flag
-    ]
+    assumed = []
+    if facts.ascites_assumed:
+        assumed.append("ascites")
+    if facts.encephalopathy_assumed:
+        assumed.append("encephalopathy")
     return Score(
         name="Child-Pugh",
         value=total,
@@ -210,7 +208,8 @@ _MeldRaw = tuple[int, tuple[ScoreInput, ...]]
 
 
 def _meld_raw(facts: Facts, t: Thresholds) -> _MeldRaw | None:
-    cr, bili, inr = (facts.labs.get(k) for k in ("creatinine", "bilirubin", "inr"))
+    labs = facts.labs
+    cr, bili, inr = labs.get("creatinine"), labs.get("bilirubin"), labs.get("inr")
     if cr is None or bili is None or inr is None:
         return None
     cr_v = min(max(cr.value, 1.0), t.meld_creatinine_cap)
