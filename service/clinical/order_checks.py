@@ -319,5 +319,9 @@ def critical_stops(assessment: Assessment, option: str) -> tuple[Stop, ...]:
     Only the critical stops are checked: a warning stop would be built (with its facts)
     only to be dropped."""
     options = frozenset({option})
-    found = (check(assessment, options) for check in CRITICAL_STOPS)
-    return tuple(s for s in found if s is not None and s.severity == "critical")
+    stops: list[Stop] = []
+    for check in CRITICAL_STOPS:  # a loop, not two nested generators: once per option
+        stop = check(assessment, options)
+        if stop is not None and stop.severity == "critical":
+            stops.append(stop)
+    return tuple(stops)

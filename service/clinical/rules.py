@@ -314,6 +314,8 @@ class _Options:
     def __init__(self, rule: str) -> None:
         self.rule = rule
         self.items: list[OfferedOption] = []
+        self.codes: set[str] = set()
+        """The codes in ``items`` (an option is offered once: its first offer counts)."""
 
     def add(
         self,
@@ -322,7 +324,8 @@ class _Options:
         when: bool = True,
         qualifier: str | None = None,
     ) -> _Options:
-        if when and all(o.code != code for o in self.items):
+        if when and code not in self.codes:
+            self.codes.add(code)
             self.items.append(OfferedOption(code, recommended, qualifier, self.rule))
         return self
 
