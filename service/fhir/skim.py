@@ -10,7 +10,8 @@ the bytes instead of on a dict changes no answer and saves nearly all of that wo
 How: msgspec decodes the envelope into a struct whose ``prefetch`` values stay
 :class:`msgspec.Raw` (slices of the body); a Bundle's entries are decoded with their
 ``resource`` again ``Raw``; each resource is probed with a tiny typed struct (its
-``resourceType`` and ``code.coding[].system/code``, not tracked by the GC). An Observation
+``resourceType`` and ``code.coding[].system/code``, not tracked by the GC), unless its
+bytes show it cannot be an Observation (see :func:`_entries`). An Observation
 whose codes the rules do not read becomes :data:`SKIPPED_OBSERVATION`, one shared stub,
 so entry indices (named in data-quality notes) and the resource count
 (``LIVER_CDS_MAX_RESOURCES``) are unchanged. Everything else (and anything a typed probe
@@ -83,6 +84,13 @@ _PREFETCH_LEVEL: Final = 2
 _BUNDLE_FIELD_LEVEL: Final = 3
 _ENTRY_LEVEL: Final = 4
 _ENTRY_FIELD_LEVEL: Final = 5
+_LEVELS: Final = (
+    _ENVELOPE_LEVEL,
+    _PREFETCH_LEVEL,
+    _BUNDLE_FIELD_LEVEL,
+    _ENTRY_LEVEL,
+    _ENTRY_FIELD_LEVEL,
+)
 
 
 class _Envelope(msgspec.Struct):
@@ -154,18 +162,16 @@ class _Built:
     """Builds slices of the body with orjson, remembering each with its nesting level."""
 
     def __init__(self) -> None:
-        self.parts: dict[int, list[msgspec.Raw]] = {}
+        self.parts: dict[int, list[msgspec.Raw]] = {level: [] for level in _LEVELS}
 
     def load(self, raw: msgspec.Raw, level: int) -> Any:
-        parts = self.parts.get(level)
-        if parts is None:
-            self.parts[level] = parts = []
-        parts.append(raw)
+        self.parts[level].append(raw)
         return orjson.loads(memoryview(raw))
 
     def check_depth(self, max_depth: int) -> None:
         for level, parts in self.parts.items():
-            check_depth(parts, level, max_depth)
+            if parts:
+                check_depth(parts, level, max_depth)
 
 
 def parse_hook_body(body: bytes, max_depth: int) -> Any:
@@ -183,7 +189,8 @@ def parse_hook_body(body: bytes, max_depth: int) -> Any:
 
 def _guarded(parse: Callable[[bytes, int], Any], body: bytes, max_depth: int) -> Any:
     """``parse(body, max_depth)`` for a UTF-8 body, parser recursion reported as too deep."""
-    body.decode("utf-8")  # skipped parts are not decoded, but the body must still be UTF-8
+    if not body.isascii():  # ASCII is UTF-8, checked without building a str of the body
+        body.decode("utf-8")  # skipped parts are not decoded, but the body must be UTF-8
     try:
         return parse(body, max_depth)
     except RecursionError:
@@ -252,30 +259,52 @@ def _entries(items: list[_Entry], built: _Built) -> list[Any]:
     skip is what happens to nearly every entry, so it is decided inline: one probe decode,
     then a dict lookup per coding (the test ``select`` applies to an Observation's codings),
     with no further call.
+
+    Only an Observation can be skipped: any other resource, and any the probe refuses, is
+    built. A resource whose bytes hold neither an ``O`` nor a backslash cannot be one (its
+    ``resourceType`` could only say ``Observation`` with that letter, written plainly or
+    as a ``\\u`` escape), so it is built without a probe, which costs two ``memchr``
+    instead of decoding it. That is tried only after a resource that was not an
+    Observation: a Bundle of Observations (W2) pays nothing for it, a Bundle of Conditions
+    skips their probes.
     """
     out: list[Any] = []
     append = out.append
     codes = OBSERVATION_CODES
+    unset = msgspec.UNSET
+    probe = _decode_probe
+    skipped = SKIPPED_ENTRY
+    others = False  # the last resource probed was not an Observation
     for entry in items:
         search = entry.search
-        if search is msgspec.UNSET or search.mode != "outcome":
+        if search is unset or search.mode != "outcome":
+            resource = entry.resource
+            if others:
+                data = bytes(resource)
+                if b"O" not in data and b"\\" not in data:
+                    append(_built_entry(entry, built))  # not an Observation
+                    continue
             try:
-                probe = _decode_probe(entry.resource)
+                found = probe(resource)
             except _REFUSED:
+                others = True
                 append(_built_entry(entry, built))  # not a plain resource: built in full
                 continue
-            if probe.resourceType == "Observation":
-                concept = probe.code
-                read = False
-                if concept is not None and concept.coding is not None:
-                    for coding in concept.coding:
-                        hit = None if coding.code is None else codes.get(coding.code)
-                        if hit is not None and coding.system == hit[0]:
-                            read = True
-                            break
-                if not read:
-                    append(SKIPPED_ENTRY)
+            if found.resourceType == "Observation":
+                others = False
+                concept = found.code
+                if concept is None or concept.coding is None:
+                    append(skipped)
                     continue
+                for coding in concept.coding:
+                    hit = codes.get(coding.code)  # type: ignore[arg-type]  # None is no key
+                    if hit is not None and coding.system == hit[0]:
+                        break  # read: built below
+                else:
+                    append(skipped)
+                    continue
+            else:
+                others = True
         append(_built_entry(entry, built))
     return out
 

@@ -171,6 +171,27 @@ def test_the_skim_keeps_what_the_protocol_reads_and_the_entry_positions() -> Non
 
 
 @pytest.mark.parametrize(
+    "spelled",
+    [b'"Observation"', b'"\\u004fbservation"', b'"\\u004Fbservation"', b'"Obs\\u0065rvation"'],
+)
+def test_after_other_resources_an_observation_is_still_probed_however_it_is_spelled(
+    spelled: bytes,
+) -> None:
+    # After a resource that is not an Observation, the skim builds a resource whose bytes
+    # hold no "O" and no backslash without probing it: every spelling of Observation must
+    # still reach the probe, so an unread one is still the stub.
+    condition = b'{"resource": {"resourceType": "Condition", "id": "c"}}'
+    unread = b'{"resource": {"resourceType": ' + spelled + b', "code": {"coding": []}}}'
+    entries = b", ".join([condition, condition, unread, condition, unread])
+    body = b'{"prefetch": {"observations": {"resourceType": "Bundle", "entry": [%s]}}}' % entries
+    for parse in (parse_hook_body, HookBodyParser(SERVICE.prefetch, small_body_bytes=0)):
+        data = parse(body, 64)
+        built = [{"resource": {"resourceType": "Condition", "id": "c"}}]
+        stub = [{"resource": SKIPPED_OBSERVATION}]
+        assert data["prefetch"]["observations"]["entry"] == built * 2 + stub + built + stub
+
+
+@pytest.mark.parametrize(
     "body",
     [
         b"[1, 2]",

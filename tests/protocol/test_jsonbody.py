@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.jsondepth import has_escaped_key, json_depth
+from service.jsondepth import JsonTooDeep, check_depth, has_escaped_key, json_depth
 from service.protocol.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from service.protocol.jsonbody import (
     _TRIGGERS,
@@ -155,6 +155,36 @@ def test_byte_level_depth_equals_parsed_depth(value: Any, ascii_only: bool) -> N
 def test_depth_stops_counting_past_the_limit() -> None:
     assert json_depth(b"[[[[[[]]]]]]", 3) == 4
     assert json_depth(b'{"a": "[[[[[[[["}', 3) == 1
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.integers(-9, 9) | st.sampled_from(["", "{[", "]}", 'a"b', "\\"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=2), inner),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=500)
+@given(
+    st.lists(_JSON_VALUES, max_size=4),
+    st.integers(min_value=0, max_value=6),
+    st.integers(min_value=0, max_value=14),
+)
+def test_check_depth_refuses_exactly_what_counting_the_joined_parts_refuses(
+    values: list[Any], level: int, max_depth: int
+) -> None:
+    # check_depth first bounds each part by its opening brackets; the bound must never
+    # accept what the exact count of the joined parts refuses, nor refuse anything.
+    parts = [orjson.dumps(value) for value in values]
+    joined = b"".join(parts)
+    budget = max_depth - level
+    too_deep = bool(joined) and (budget < 0 or json_depth(joined, budget) > budget)
+    try:
+        check_depth(parts, level, max_depth)
+    except JsonTooDeep:
+        assert too_deep
+    else:
+        assert not too_deep
 
 
 # --- repeated keys ----------------------------------------------------------------------------
