@@ -23,6 +23,10 @@ class JsonTooDeep(ValueError):
 
 
 _KEEP = b'{}[]"'
+_BACKSLASH: Final = ord("\\")
+_QUOTE: Final = ord('"')
+"""Bytes as ints: ``int in bytes`` is a ``memchr``, while ``bytes in bytes`` first tries
+the needle as an int and builds (and drops) a ``TypeError`` saying it is not one."""
 _DELETE = bytes(b for b in range(256) if b not in _KEEP)
 
 
@@ -42,13 +46,13 @@ def json_depth(body: bytes, limit: int) -> int:
     Several complete JSON texts written one after the other count as the deepest of them,
     which is how :func:`check_depth` checks many parts in one call.
     """
-    if b"\\" in body:
+    if _BACKSLASH in body:
         if b"\\\\" in body:
             body = body.replace(b"\\\\", b"")
         if b'\\"' in body:
             body = body.replace(b'\\"', b"")
     brackets = body.translate(None, _DELETE).replace(b'""', b"")
-    if b'"' in brackets:
+    if _QUOTE in brackets:
         # Strings with brackets inside (UCUM "{INR}", narrative text) are left, still
         # delimited by quotes (a removed '""' was an empty string or the seam between two
         # adjacent strings): keep what lies outside quotes.
@@ -118,4 +122,4 @@ def has_escaped_key(body: bytes) -> bool:
     escape in a value may also answer true); costs one ``in`` test when the body has no
     backslash at all.
     """
-    return b"\\" in body and _ESCAPE_IN_KEY.search(body) is not None
+    return _BACKSLASH in body and _ESCAPE_IN_KEY.search(body) is not None

@@ -155,6 +155,10 @@ _decode_loose_bundle: Final = msgspec.json.Decoder(_LooseBundle).decode
 _decode_entry: Final = msgspec.json.Decoder(_Entry).decode
 _decode_probe: Final = msgspec.json.Decoder(_Probe).decode
 _REFUSED: Final = (msgspec.ValidationError, msgspec.DecodeError)
+_LETTER_O: Final = ord("O")
+_BACKSLASH: Final = ord("\\")
+"""Bytes as ints: ``int in bytes`` is a ``memchr``, while ``bytes in bytes`` first tries
+the needle as an int and builds (and drops) a ``TypeError`` saying it is not one."""
 _BUNDLE_FIELDS: Final = ("type", "link", "total")
 
 
@@ -275,13 +279,14 @@ def _entries(items: list[_Entry], built: _Built) -> list[Any]:
     probe = _decode_probe
     skipped = SKIPPED_ENTRY
     others = False  # the last resource probed was not an Observation
+    letter_o, backslash = _LETTER_O, _BACKSLASH
     for entry in items:
         search = entry.search
         if search is unset or search.mode != "outcome":
             resource = entry.resource
             if others:
                 data = bytes(resource)
-                if b"O" not in data and b"\\" not in data:
+                if letter_o not in data and backslash not in data:
                     append(_built_entry(entry, built))  # not an Observation
                     continue
             try:
