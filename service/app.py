@@ -43,6 +43,7 @@ from service import observability
 from service.fhir import prefetch
 from service.fhir.client import FhirClients
 from service.fhir.skim import body_parser
+from service.malloc import tune_malloc
 from service.observability import FEEDBACK_ITEMS, HOOK_CALLS, HOOK_LATENCY, get_logger
 from service.openapi import openapi_document
 from service.pipeline import DataAccess, evaluate
@@ -157,7 +158,7 @@ def create_app(
     authenticator: Authenticator | None = None,
     clock: Clock | None = None,
     http_transport: httpx.AsyncBaseTransport | None = None,
-    freeze_gc: bool = False,
+    serving_process: bool = False,
 ) -> Starlette:
     """Build the service.
 
@@ -166,8 +167,10 @@ def create_app(
     ``open_store(settings)``, ``authenticator`` instead of ``build_authenticator(...)``,
     ``clock`` (UTC now) for the evaluation time, and ``http_transport`` for every
     outgoing HTTP request (FHIR servers and JWKS). An injected store is still closed at
-    shutdown: the application owns what it runs on. ``freeze_gc`` is for a process that
-    runs this one app (``liver-cds serve``): see :func:`_freeze_startup_objects`.
+    shutdown: the application owns what it runs on. ``serving_process`` is for a process
+    that runs this one app (``liver-cds serve``): after start-up it freezes the objects
+    alive then (:func:`_freeze_startup_objects`) and, unless ``LIVER_CDS_MALLOC_TUNING``
+    is off, sets glibc's malloc thresholds (:mod:`service.malloc`).
     """
     settings = settings if settings is not None else Settings.from_env()
     runtime = Runtime(settings=settings, clock=clock or utc_now)
@@ -177,8 +180,10 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         async with contextlib.AsyncExitStack() as stack:
             resources = await _start(runtime, stack, store, authenticator, http_transport)
-            if freeze_gc:
+            if serving_process:
                 _freeze_startup_objects()
+                if settings.malloc_tuning:
+                    tune_malloc()
             try:
                 yield {"resources": resources}
             finally:
@@ -246,7 +251,7 @@ def create_app(
 
 def create_app_from_env() -> Starlette:
     """Factory for ``uvicorn --factory`` (``--workers`` > 1): settings from the environment."""
-    return create_app(Settings.from_env(), freeze_gc=True)
+    return create_app(Settings.from_env(), serving_process=True)
 
 
 def _freeze_startup_objects() -> None:

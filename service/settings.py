@@ -74,6 +74,9 @@ class Settings:
     body_budget_bytes: Annotated[int, Positive] = 32 * 1024 * 1024
     """Bytes of hook request bodies one worker holds at once (at least ``max_body_bytes``);
     a call beyond it waits its turn, up to ``call_budget_s``, then gets 503."""
+    malloc_tuning: bool = True
+    """Set glibc's malloc thresholds in ``liver-cds serve`` so that a hook body's pages are
+    kept between calls instead of faulted in anew (``service/malloc.py``)."""
     max_json_depth: Annotated[int, Positive] = 64
     max_resources: Annotated[int, Positive] = 20_000
     """Resources accepted in one call (prefetch plus fetched pages together)."""

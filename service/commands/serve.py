@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         from service.app import create_app
 
-        target = create_app(settings, freeze_gc=True)
+        target = create_app(settings, serving_process=True)
     uvicorn.run(
         target,
         factory=workers > 1,
