@@ -261,23 +261,15 @@ def resource_ref(resource: Mapping[str, Any], position: int | None = None) -> st
     """``"Observation/abc"``, or ``"Observation (no id)"`` / ``"item 7"`` — never contents."""
     rtype = resource.get("resourceType")
     rtype = rtype if isinstance(rtype, str) and rtype.isalnum() and len(rtype) < 64 else None
-    rid = resource.get("id")
     if rtype is None:
         return f"item {position}" if position is not None else "resource without resourceType"
-    if (
-        rid.__class__ is str
-        and 0 < len(rid) <= 64
-        and rid.isascii()
-        and (rid.isalnum() or _ID.fullmatch(rid))
-    ):
-        return f"{rtype}/{rid}"
-    return f"{rtype} (no id)" if position is None else f"{rtype} (no id, item {position})"
+    return _typed_ref(rtype, resource.get("id"), position)
 
 
 _ID: Final = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
 
-def _typed_ref(rtype: str, rid: Any, position: int) -> str:
+def _typed_ref(rtype: str, rid: Any, position: int | None) -> str:
     """:func:`resource_ref` of a resource (item ``position``, id ``rid``) whose type the
     caller has already found to be the literal ``rtype``: the same text, without reading
     and checking the type again."""
@@ -288,7 +280,7 @@ def _typed_ref(rtype: str, rid: Any, position: int) -> str:
         and (rid.isalnum() or _ID.fullmatch(rid))
     ):
         return f"{rtype}/{rid}"
-    return f"{rtype} (no id, item {position})"
+    return f"{rtype} (no id)" if position is None else f"{rtype} (no id, item {position})"
 
 
 def _codings(concept: object, what: str) -> list[dict[str, Any]]:
