@@ -164,6 +164,49 @@ async def test_a_valid_call_answers_a_valid_2_0_response_and_is_audited() -> Non
     assert record.card_uuids == tuple(c["uuid"] for c in cards if "uuid" in c)
 
 
+async def test_the_log_line_and_the_audit_record_are_made_after_the_response_is_sent(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The EHR does not wait for them: they follow the last ``send`` of the response, in
+    the same request, so they are still made for every call (and before it is done)."""
+    body = json.dumps(hook_request()).encode()
+    store = FakeStore()
+    app = create_app(make_settings(), store=store, clock=lambda: datetime(2025, 6, 1))
+    sent: list[tuple[str, bool, bool]] = []
+
+    def hook_logged() -> bool:
+        return any(r.getMessage() == "hook call" for r in caplog.records)
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append((message["type"], "audit" in store.events, hook_logged()))
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": HOOK_URL,
+        "raw_path": HOOK_URL.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"application/json"), (b"host", b"testserver")],
+        "client": ("127.0.0.1", 5000),
+        "server": ("testserver", 80),
+    }
+    with caplog.at_level(logging.INFO, logger="liver_cds"):
+        async with lifespan(app) as with_state:
+            await with_state(scope, receive, send)  # type: ignore[arg-type]
+            assert "audit" in store.events and hook_logged(), "made before the call ends"
+    assert sent == [
+        ("http.response.start", False, False),
+        ("http.response.body", False, False),
+    ]
+
+
 async def test_the_engine_receives_the_prefetched_resources_and_the_injected_clock(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
