@@ -44,7 +44,7 @@ from bench import workloads  # noqa: E402
 from bench.run import (  # noqa: E402
     SERVICE_PATH,
     bench_env,
-    ensure_hey,
+    ensure_tool,
     free_port,
     server,
     wait_ready,
@@ -126,7 +126,7 @@ def main() -> int:
     py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
     if py_spy is None:
         raise SystemExit("py-spy is not installed: .venv/bin/pip install py-spy")
-    hey = ensure_hey()
+    hey = ensure_tool("hey")
     body = orjson.dumps(getattr(workloads, args.workload)())
     tmp = tempfile.mkdtemp(prefix="liver-cds-profile-")
     env = bench_env(tmp, args.log_level)

@@ -12,8 +12,11 @@ assertion here is about speed (the brief: speed is measured in bench/, never ass
 from __future__ import annotations
 
 import math
+import shutil
 import statistics
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -203,6 +206,81 @@ def test_parse_hey_without_percentiles_gives_nan_not_zero() -> None:
     result = run.parse_hey("Requests/sec:\t0.0000\n")
     assert math.isnan(result.p50_ms)
     assert result.errors == 0
+
+
+WRK_OUTPUT = """Running 2s test @ http://127.0.0.1:8124/
+  1 threads and 1 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency   145.71us   25.13us   1.20ms   93.41%
+  15003 requests in 2.00s, 1.87MB read
+Requests/sec:   7144.13
+BENCH requests=15003 errors=2 status_errors=5 p50_us=139.0 p95_us=163.0 p99_us=223.0
+"""
+
+
+def test_parse_wrk_reads_the_script_line_in_microseconds_and_counts_every_failure() -> None:
+    result = run.parse_wrk(WRK_OUTPUT)
+    assert result.requests == 15003
+    assert result.errors == 2 + 5
+    assert (result.p50_us, result.p95_us, result.p99_us) == (139.0, 163.0, 223.0)
+
+
+def test_parse_wrk_refuses_output_without_the_script_line() -> None:
+    with pytest.raises(RuntimeError, match="no BENCH line"):
+        run.parse_wrk("Requests/sec:   7144.13\n")
+
+
+def test_the_wrk_script_posts_the_body_file_pauses_and_prints_what_parse_wrk_reads() -> None:
+    script = run.WRK_SCRIPT
+    assert 'wrk.method = "POST"' in script
+    assert 'os.getenv("BENCH_BODY_FILE")' in script
+    assert f"function delay()\n  return {run.SINGLE_GAP_MS}\nend" in script, "isolated calls"
+    for name in ("requests", "errors", "status_errors", "p50_us", "p95_us", "p99_us"):
+        assert f"{name}=" in script
+
+
+@pytest.mark.skipif(
+    shutil.which("wrk") is None, reason="wrk is not installed (bench/run.py installs it)"
+)
+def test_wrk_runs_the_script_against_a_server_that_checks_the_posted_body(
+    tmp_path: Path,
+) -> None:
+    body = b'{"hook": "patient-view"}'
+    seen: list[bytes] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            seen.append(self.rfile.read(int(self.headers["Content-Length"])))
+            ok = self.headers["Content-Type"] == "application/json"
+            answer = b'{"cards": []}'
+            self.send_response(200 if ok else 415)
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        (tmp_path / "body.json").write_bytes(body)
+        (tmp_path / "single.lua").write_text(run.WRK_SCRIPT)
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        result = run.run_wrk_single(
+            shutil.which("wrk") or "wrk",
+            url,
+            str(tmp_path / "body.json"),
+            str(tmp_path / "single.lua"),
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.requests > 0 and result.errors == 0
+    assert set(seen) == {body}
+    assert 0 < result.p50_us <= result.p99_us
 
 
 def _row(workload: str, target: str, rps: float, p50: float, cpu: float) -> run.Row:
