@@ -364,6 +364,22 @@ def test_an_unknown_prototype_patch_is_refused() -> None:
         serve_patched.apply("no-such-patch")
 
 
+def test_the_audit_probes_replace_the_store_functions_they_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A probe that patched a renamed function would add an attribute nobody calls and
+    # price nothing; these names must be the store's own.
+    from service.store import sql
+
+    batch, sqlite = sql.SqlStore._write_audit_batch, sql._write_audit_sqlite
+    monkeypatch.setattr(sql.SqlStore, "_write_audit_batch", batch)  # restored afterwards
+    monkeypatch.setattr(sql, "_write_audit_sqlite", sqlite)
+    serve_patched.apply("auditnodb")
+    assert sql._write_audit_sqlite is not sqlite and sql.SqlStore._write_audit_batch is batch
+    serve_patched.apply("auditnowrite")
+    assert sql.SqlStore._write_audit_batch is not batch
+
+
 def test_the_instruction_driver_runs_every_stage_and_a_whole_hook_call(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

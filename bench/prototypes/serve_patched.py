@@ -33,6 +33,11 @@ Probes (cost of a stage; not proposals)
   nodepth       skip the JSON nesting-depth scan (orjson's own 1024-level cap remains).
   nodupcheck    skip the repeated patientId/fhirServer key check.
   noaudit       ``store.audit`` does nothing (no audit row, no aiosqlite thread work).
+  auditnowrite  records are handed over and taken by the writer, which builds and writes
+                nothing: prices the hand-over and the writer's wake-ups alone.
+  auditnodb     the writer builds each batch's rows and SQL pages but sends nothing to
+                SQLite: with ``auditnowrite``, separates the Python of a batch from the
+                database's part.
   nometrics     Prometheus counters and histograms of the hook call do nothing.
   nolog         no INFO lines (the service's and uvicorn's access log at WARNING): prices
                 the per-call log lines; the service itself never runs this way.
@@ -112,6 +117,24 @@ def noaudit(_: str) -> None:
     from service.store.sql import SqlStore
 
     SqlStore.audit = lambda self, record: None  # type: ignore[method-assign]
+
+
+def auditnowrite(_: str) -> None:
+    from service.store.sql import SqlStore
+
+    async def nothing(self: SqlStore, engine: Any, records: Any) -> None:
+        return None
+
+    SqlStore._write_audit_batch = nothing  # type: ignore[method-assign]
+
+
+def auditnodb(_: str) -> None:
+    import service.store.sql as sql
+
+    async def nothing(*args: Any, **kwargs: Any) -> None:
+        return None
+
+    sql._write_audit_sqlite = nothing  # type: ignore[assignment]
 
 
 def nometrics(_: str) -> None:
@@ -202,6 +225,8 @@ PATCHES: dict[str, Callable[[str], None]] = {
     "nodepth": nodepth,
     "nodupcheck": nodupcheck,
     "noaudit": noaudit,
+    "auditnowrite": auditnowrite,
+    "auditnodb": auditnodb,
     "nometrics": nometrics,
     "gcstats": gcstats,
     "auditbatch": auditbatch,
