@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from service import uuids
 from service.clinical.model import (
     Assessment,
     Evidence,
@@ -38,7 +39,6 @@ from service.render.prepared import (
     plain_qualifier,
     prepared,
 )
-from service.uuids import random_uuid
 
 INDICATORS: dict[str, str] = {
     "resectable": "info",
@@ -55,7 +55,7 @@ class RenderContext:
 
     patient_id: str
     smart_app_url: str = ""
-    new_uuid: Callable[[], str] = field(default=random_uuid)
+    new_uuid: Callable[[], str] = field(default=uuids.new_uuid)
     cards_dir: str = ""
     """``Settings.cards_dir``: the card content directory; empty means the shipped ``cards/``."""
 

@@ -31,7 +31,7 @@ from service.store.audit_writer import AuditWriter
 from service.store.background import BackgroundLoop
 from service.store.base import AuditRecord, FeedbackItem, FeedbackResult
 from service.store.engine import READONLY
-from service.uuids import random_uuid
+from service.uuids import new_uuid
 
 log = get_logger("store")
 
@@ -250,7 +250,7 @@ class SqlStore:
         card_rows: list[dict[str, Any]] = []
         suggestion_rows: list[dict[str, Any]] = []
         for record in records:
-            audit_id = random_uuid()  # not uuid4(): see service/uuids.py
+            audit_id = new_uuid()  # time-ordered, not uuid4(): see service/uuids.py
             ref, kind = self._patient_ref(record.patient_id)
             audit_rows.append(
                 {
@@ -420,7 +420,7 @@ def _feedback_row(item: FeedbackItem, now: datetime) -> dict[str, Any]:
     if stamp.tzinfo is None:
         raise InvalidFeedbackError("outcomeTimestamp must carry a time zone")
     return {
-        "id": random_uuid(),
+        "id": new_uuid(),
         "service_id": _clean(item.service_id, ID_MAX),
         "card_uuid": item.card_uuid,
         "outcome": item.outcome,

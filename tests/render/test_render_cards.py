@@ -91,11 +91,13 @@ def test_every_card_and_suggestion_gets_a_fresh_uuid_from_the_context() -> None:
     assert ids[0] == "00000000-0000-4000-8000-000000000001"
 
 
-def test_the_default_context_makes_random_uuids() -> None:
+def test_the_default_context_makes_time_ordered_uuids() -> None:
     from service.render.cards import RenderContext
 
     card = render_cards(b.colorectal_right(), RenderContext(patient_id=b.PATIENT))[0]
     assert UUID.match(card["uuid"])
+    assert card["uuid"][14] == "7", "version 7: time-ordered (service/uuids.py)"
+    assert all(s["uuid"][14] == "7" for s in card.get("suggestions", []))
 
 
 # --- suggestions ----------------------------------------------------------------------------
