@@ -75,6 +75,30 @@ def test_json_line_has_time_level_logger_event_and_extras(
     assert time.endswith("Z") and "T" in time
 
 
+def test_records_skip_the_lookups_no_line_writes(capsys: pytest.CaptureFixture[str]) -> None:
+    """Caller's source line, thread, process id and name: the Logging HOWTO's switches are
+    off once logging is configured, and the line is what it always was."""
+    configure_logging(Settings(log_format="json"))
+    captured: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            captured.append(record)
+
+    keep = Keep()
+    logging.getLogger().addHandler(keep)
+    try:
+        get_logger("app").info("hook call", extra={"hookInstance": "h-1", "status": 200})
+    finally:
+        logging.getLogger().removeHandler(keep)
+    (record,) = captured
+    assert record.funcName == "(unknown function)" and record.lineno == 0
+    assert record.thread is None and record.process is None
+    assert record.processName is None
+    (entry,) = json_lines(capsys.readouterr().err)
+    assert set(entry) == {"time", "level", "logger", "event", "hookInstance", "status"}
+
+
 def test_every_record_is_exactly_one_line_even_with_newlines_and_tracebacks(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
