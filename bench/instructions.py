@@ -10,9 +10,14 @@ Timings on a shared two-core machine move by 30 % from one minute to the next, s
 change worth 5 % of a call cannot be seen with a clock. ``valgrind --tool=callgrind``
 counts the instructions the process executes instead: the same code on the same input
 gives the same count to within a few hundred thousandths, whatever else the machine is
-doing. Each stage is counted by difference: one run does the set-up and the warm-up
-only, another does the same plus ``--calls`` calls of the stage, and the difference
-divided by ``--calls`` is that stage's instructions per call. Instructions are not time
+doing. Only the calls themselves are counted: after the set-up and the warm-up, the driver
+makes its ``--calls`` calls of the stage inside one call of the C function behind
+``functools.reduce``, and callgrind collects only while that function runs
+(``--collect-atstart=no --toggle-collect=functools_reduce``). The count divided by
+``--calls`` is the stage's instructions per call, within about 0.2 % from run to run.
+(The first version counted two whole runs, with and without the calls, and took the
+difference: start-up's few billion instructions then varied by more than a small
+stage's whole count, about ±150k per call at 200 calls.) Instructions are not time
 (a cache miss costs more than an add), so a change is confirmed with ``bench/run.py``
 before it is claimed as a speed-up; but they rank where the work is, and they show
 whether a change removed work.
@@ -23,8 +28,9 @@ written to /dev/null), driven with raw ASGI messages as uvicorn would, without a
 It is what the service does per call beyond the HTTP server. The audit writer's thread
 runs in the same process and is counted with the call that feeds it.
 
-Needs valgrind (``apt-get install valgrind``). A stage run takes about 30 s; stages run
-two at a time.
+Needs valgrind (``apt-get install valgrind``) and a Python whose ``_functools`` keeps its
+symbol names (pyenv's and Debian's do; the count says so when it found nothing to count).
+A stage run takes about 30 s; stages run two at a time.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import concurrent.futures
+import functools
 import logging
 import os
 import re
@@ -54,6 +61,14 @@ from bench import workloads  # noqa: E402
 ASGI_STAGE = "asgi call"
 WARM_UP = 20
 _IREFS = re.compile(r"Collected\s*:\s*(\d+)")
+MARKER = "functools_reduce"
+"""The C function (CPython's ``functools.reduce``) inside which the counted calls run:
+callgrind counts instructions only while it is on the stack."""
+
+
+def call_counted(fn: Callable[[], object], calls: int) -> None:
+    """``fn()`` ``calls`` times, all inside one :data:`MARKER` call (what callgrind counts)."""
+    functools.reduce(lambda _, __: fn(), range(calls), None)
 
 
 def _asgi_caller(body: bytes, settings: Any) -> tuple[Callable[[], None], Callable[[], None]]:
@@ -135,22 +150,22 @@ def drive(workload: str, stage: str | None, calls: int) -> None:
         for _ in range(WARM_UP):
             fn()
     if stage is not None:
-        fn = stages[stage]
-        for _ in range(calls):
-            fn()
+        call_counted(stages[stage], calls)
     shutdown()
 
 
-def count(workload: str, stage: str | None, calls: int) -> int:
-    """Instructions callgrind counted for one driver run."""
+def count(workload: str, stage: str, calls: int) -> int:
+    """Instructions callgrind counted in the ``calls`` calls of ``stage`` (one driver run)."""
     cmd = [
         "valgrind",
         "--tool=callgrind",
         "--callgrind-out-file=/dev/null",
+        "--collect-atstart=no",
+        f"--toggle-collect={MARKER}",
         sys.executable,
         str(Path(__file__).resolve()),
         "--drive",
-        stage or "",
+        stage,
         "--workload",
         workload,
         "--calls",
@@ -161,7 +176,12 @@ def count(workload: str, stage: str | None, calls: int) -> int:
     match = _IREFS.search(proc.stderr)
     if proc.returncode != 0 or match is None:
         raise RuntimeError(f"callgrind run failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
-    return int(match.group(1))
+    counted = int(match.group(1))
+    if counted == 0 and calls > 0:
+        raise RuntimeError(
+            f"callgrind counted nothing: this Python's {MARKER} has no symbol to toggle on"
+        )
+    return counted
 
 
 STAGES = (
@@ -202,10 +222,8 @@ def main() -> int:
         return 2
     names = args.stages.split(",") if args.stages else list(STAGES)
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-        baseline = pool.submit(count, args.workload, None, 0)
         runs = {name: pool.submit(count, args.workload, name, args.calls) for name in names}
-        base = baseline.result()
-        per_call = {name: (run.result() - base) / args.calls for name, run in runs.items()}
+        per_call = {name: run.result() / args.calls for name, run in runs.items()}
     print(f"{args.workload.upper()}: instructions per call ({args.calls} calls, callgrind)")
     for name, value in per_call.items():
         print(f"  {name:<42}{value / 1000:>12,.0f} k")

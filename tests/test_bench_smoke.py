@@ -397,6 +397,41 @@ def test_callgrind_output_is_read_for_its_instruction_total() -> None:
     assert match is not None and int(match.group(1)) == 4_337_174_959
 
 
+def test_the_counted_calls_all_run_inside_the_one_marker_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # callgrind counts only while the C function behind functools.reduce runs: every call,
+    # and nothing else, must happen inside that one call.
+    inside = {"depth": 0, "entered": 0}
+    real_reduce = instructions.functools.reduce
+
+    def spy_reduce(*args: Any) -> Any:
+        inside["depth"] += 1
+        inside["entered"] += 1
+        try:
+            return real_reduce(*args)
+        finally:
+            inside["depth"] -= 1
+
+    monkeypatch.setattr(instructions.functools, "reduce", spy_reduce)
+    seen: list[int] = []
+    instructions.call_counted(lambda: seen.append(inside["depth"]), 7)
+    assert seen == [1] * 7 and inside["entered"] == 1
+    assert instructions.MARKER == "functools_reduce"
+
+
+def test_a_count_of_nothing_is_refused_not_reported_as_zero(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class Done:
+        returncode = 0
+        stderr = "==1== Events    : Ir\n==1== Collected : 0\n"
+
+    monkeypatch.setattr(instructions.subprocess, "run", lambda *a, **k: Done())
+    with pytest.raises(RuntimeError, match="counted nothing"):
+        instructions.count("w0", "render_cards", 10)
+
+
 def test_a_baseline_checkout_is_paired_with_the_service_like_a_variant() -> None:
     def row(target: str, cpu: float) -> run.Row:
         return run.Row(
