@@ -45,7 +45,7 @@ from service.fhir import prefetch
 from service.fhir.client import FhirClients
 from service.fhir.skim import body_parser
 from service.malloc import tune_malloc
-from service.observability import FEEDBACK_ITEMS, HOOK_CALLS, HOOK_LATENCY, get_logger
+from service.observability import FEEDBACK_ITEMS, count_hook_call, get_logger
 from service.openapi import openapi_document
 from service.pipeline import DataAccess, evaluate
 from service.protocol import (
@@ -569,13 +569,12 @@ class _Handlers:
         self, request: Request, service_id: str | None, outcome: _Outcome, elapsed_s: float
     ) -> None:
         """Metrics for every call; a log line and an audit record for every parsed call."""
-        service_label = service_id or "unknown"
-        verdict_label = outcome.verdict or "none"
-        HOOK_CALLS.labels(
-            service=service_label, status=str(outcome.status), verdict=verdict_label
-        ).inc()
-        if service_id is not None:
-            HOOK_LATENCY.labels(service=service_label).observe(elapsed_s)
+        count_hook_call(
+            service_id or "unknown",
+            outcome.status,
+            outcome.verdict or "none",
+            elapsed_s if service_id is not None else None,
+        )
         hook = outcome.hook
         if hook is None or service_id is None:
             return

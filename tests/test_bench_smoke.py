@@ -397,6 +397,17 @@ def test_callgrind_output_is_read_for_its_instruction_total() -> None:
     assert match is not None and int(match.group(1)) == 4_337_174_959
 
 
+def test_the_metrics_probe_replaces_the_function_the_app_calls(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import service.app as app_module
+
+    original = app_module.count_hook_call
+    monkeypatch.setattr(app_module, "count_hook_call", original)  # restored afterwards
+    serve_patched.apply("nometrics")
+    assert app_module.count_hook_call is not original
+
+
 def test_the_counted_calls_all_run_inside_the_one_marker_call(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

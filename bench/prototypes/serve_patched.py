@@ -140,18 +140,10 @@ def auditnodb(_: str) -> None:
 def nometrics(_: str) -> None:
     import service.app as app_module
 
-    class _Nothing:
-        def labels(self, **_: str) -> _Nothing:
-            return self
+    def nothing(service: str, status: int, verdict: str, latency_s: float | None) -> None:
+        return None
 
-        def inc(self, amount: float = 1) -> None:
-            return None
-
-        def observe(self, amount: float) -> None:
-            return None
-
-    app_module.HOOK_CALLS = _Nothing()  # type: ignore[assignment]
-    app_module.HOOK_LATENCY = _Nothing()  # type: ignore[assignment]
+    app_module.count_hook_call = nothing  # type: ignore[assignment]
 
 
 def auditbatch(value: str) -> None:
