@@ -25,8 +25,10 @@ whether a change removed work.
 The stages are those of ``bench/stages.py`` plus ``asgi call``: one whole hook call
 through the ASGI application (lifespan run, SQLite audit store, log level info, the log
 written to /dev/null), driven with raw ASGI messages as uvicorn would, without a client.
-It is what the service does per call beyond the HTTP server. The audit writer's thread
-runs in the same process and is counted with the call that feeds it.
+It is what the service does per call beyond the HTTP server, on the thread that answers
+hook calls: callgrind keeps its collection switch per thread, so the audit writer's
+threads are not counted (``noaudit`` changes the count by 6k: the hand-over). Their
+share is priced per thread from ``/proc`` under load (README "Performance").
 
 Needs valgrind (``apt-get install valgrind``) and a Python whose ``_functools`` keeps its
 symbol names (pyenv's and Debian's do; the count says so when it found nothing to count).
