@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable, Iterable
-from typing import Any
+from typing import Any, Final
 
 from service.jsondepth import JsonTooDeep, has_escaped_key, load_json
 from service.protocol.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType, shorten
@@ -149,6 +149,10 @@ _TRIGGERS: tuple[tuple[bytes, int], ...] = ((b'"patientId"', 8), (b'"fhirServer"
 _PATIENT_ONLY: tuple[tuple[bytes, int], ...] = _TRIGGERS[:1]
 
 
+_COUNTED_OUTRIGHT: Final = 32 * 1024
+"""Bodies up to this size are searched with ``bytes.count`` (see :func:`_occurs_twice`)."""
+
+
 def _occurs_twice(body: bytes, key: bytes, anchor: int) -> bool:
     """``body.count(key) > 1``, found by looking for one rare byte of ``key``.
 
@@ -165,7 +169,14 @@ def _occurs_twice(body: bytes, key: bytes, anchor: int) -> bool:
     after the previous one ends: occurrences are found here in the same order (every one
     holds the byte at ``anchor``), one overlapping the last one taken is passed over, and
     ``count`` resumes from where the last one taken ends.
+
+    A body of at most :data:`_COUNTED_OUTRIGHT` bytes is counted outright: a typical chart
+    holds a few dozen of the letter (``ICD``, segment ``VII``), and each ``find`` costs
+    about what counting 700 bytes does, so on W0's 14 KB the walk and its fall-back took
+    9.3 µs against 4.4 µs for ``count`` alone.
     """
+    if len(body) <= _COUNTED_OUTRIGHT:
+        return body.count(key) > 1
     mark = key[anchor : anchor + 1]
     find = body.find
     budget = 16 + (len(body) >> 11)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from typing import Any
+from unittest import mock
 
 import orjson
 import pytest
@@ -12,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from service.jsondepth import JsonTooDeep, check_depth, has_escaped_key, json_depth
+from service.protocol import jsonbody
 from service.protocol.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from service.protocol.jsonbody import (
     _TRIGGERS,
@@ -274,5 +276,8 @@ def test_the_repeat_trigger_counts_as_bytes_count_does(pieces: list[bytes], fill
     # ``filler`` bytes of each name's rare letter spend the budget of the memchr search,
     # which then hands over to count() part-way through the body.
     body = b"I" * filler + b"".join(pieces) + b"S" * filler + b"".join(reversed(pieces))
-    for key, anchor in _TRIGGERS:
-        assert _occurs_twice(body, key, anchor) is (body.count(key) > 1)
+    # Bodies this small are counted outright; with the threshold at 0 they take the walk.
+    for outright in (jsonbody._COUNTED_OUTRIGHT, 0):
+        with mock.patch.object(jsonbody, "_COUNTED_OUTRIGHT", outright):
+            for key, anchor in _TRIGGERS:
+                assert _occurs_twice(body, key, anchor) is (body.count(key) > 1)
