@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from collections.abc import Callable
 
 import pytest
 
@@ -18,12 +19,16 @@ def _millis(text: str) -> int:
     return uuid.UUID(text).int >> 80
 
 
-def test_each_uuid_is_a_version_7_uuid_in_canonical_text() -> None:
+@pytest.mark.parametrize(("make", "version"), [(new_uuid, 7), (random_uuid, 4)])
+def test_each_uuid_is_of_its_version_in_canonical_text(
+    make: Callable[[], str], version: int
+) -> None:
+    # new_uuid: time-ordered (cards, rows); random_uuid: the block source it draws from.
     for _ in range(200):  # more than one block of 64
-        text = new_uuid()
+        text = make()
         parsed = uuid.UUID(text)
         assert str(parsed) == text
-        assert parsed.version == 7
+        assert parsed.version == version
         assert parsed.variant == uuid.RFC_4122
 
 
@@ -50,15 +55,6 @@ def test_the_74_bits_beside_the_time_are_random() -> None:
     rand_a = {uuid.UUID(m).int >> 64 & 0x0FFF for m in made}
     rand_b = {uuid.UUID(m).int & (1 << 62) - 1 for m in made}
     assert len(rand_a) > 1000 and len(rand_b) == len(made)
-
-
-def test_the_random_source_gives_version_4_uuids_in_canonical_text() -> None:
-    for _ in range(200):
-        text = random_uuid()
-        parsed = uuid.UUID(text)
-        assert str(parsed) == text
-        assert parsed.version == 4
-        assert parsed.variant == uuid.RFC_4122
 
 
 def test_cards_use_the_time_ordered_source_unless_the_caller_gives_one() -> None:
