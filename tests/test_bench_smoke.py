@@ -310,6 +310,7 @@ def test_ratios_are_medians_of_paired_repeats() -> None:
     ]
     rows = {r["target"]: r for r in run.table(runs)}
     assert rows["service"]["rps_ratio"] == pytest.approx(0.6)
+    assert rows["service"]["rps_ratios"] == pytest.approx([0.5, 0.6, 0.7])
     assert rows["service"]["single_p50_ratio"] == pytest.approx(2.0)
     assert rows["service"]["rps"] == 200
     assert rows["floor"]["repeats"] == 3
@@ -335,6 +336,26 @@ def test_targets_are_judged_on_the_service_rows() -> None:
         "W2 peak RSS <= 160 MB": True,
         "cold start <= 2.0 s": True,
     }
+
+
+def test_a_verdict_shows_the_spread_of_its_pairs() -> None:
+    # W1 throughput at 0.70, 0.80 and 0.76x: met by the median, missed by one pair in three.
+    runs = [
+        _row("W1", "floor", 1000, 1.0, 1.0),
+        _row("W1", "service", 700, 1.6, 1.4),
+        _row("W1", "floor", 1000, 1.0, 1.0),
+        _row("W1", "service", 800, 1.4, 1.3),
+        _row("W1", "floor", 1000, 1.0, 1.0),
+        _row("W1", "service", 760, 1.5, 1.3),
+    ]
+    checks = {
+        label: (measured, met)
+        for label, measured, met in run.check_targets(run.table(runs), cold=None)
+    }
+    measured, met = checks["W1 throughput >= 0.75x floor"]
+    assert met and measured.startswith("0.76x (pairs 0.70-0.80x, met in 2 of 3)")
+    measured, met = checks["W1 single-request p50 <= 1.5x floor"]
+    assert met and "(pairs 1.40-1.60x, met in 2 of 3)" in measured
 
 
 def test_w0_is_the_small_fixture_chart_and_reaches_its_verdict() -> None:
@@ -378,6 +399,42 @@ def test_the_audit_probes_replace_the_store_functions_they_name(
     assert sql._write_audit_sqlite is not sqlite and sql.SqlStore._write_audit_batch is batch
     serve_patched.apply("auditnowrite")
     assert sql.SqlStore._write_audit_batch is not batch
+
+
+def test_the_queued_log_prototype_formats_and_writes_on_the_listener_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The prototype must move the work it prices: the logging call only enqueues, the
+    # listener's thread formats and writes, and stopping the listener writes what is queued.
+    import io
+    import logging
+    import threading
+
+    from service.observability import StderrHandler
+
+    formatted_on: list[str] = []
+
+    class Recording(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            formatted_on.append(threading.current_thread().name)
+            return super().format(record)
+
+    stream = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stream)
+    logger = logging.getLogger("liver_cds.test.queuelog")
+    logger.propagate = False
+    handler = StderrHandler()
+    handler.setFormatter(Recording("%(message)s"))
+    logger.addHandler(handler)
+    try:
+        listener = serve_patched.log_through_queue(logger)
+        assert handler not in logger.handlers
+        logger.warning("hook call")
+        listener.stop()
+    finally:
+        logger.handlers.clear()
+    assert stream.getvalue() == "hook call\n"
+    assert formatted_on and threading.current_thread().name not in formatted_on
 
 
 def test_the_instruction_driver_runs_every_stage_and_a_whole_hook_call(

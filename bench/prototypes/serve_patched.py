@@ -29,6 +29,9 @@ Prototypes
   switchinterval=S ``sys.setswitchinterval(S)`` at start-up (default 0.005 s): how long a
                 thread waiting for the GIL lets the running one keep it.
 
+  queuelog      the log lines are formatted and written by a ``QueueListener`` thread: the
+                thread answering hook calls only enqueues each record.
+
 Probes (cost of a stage; not proposals)
   nodepth       skip the JSON nesting-depth scan (orjson's own 1024-level cap remains).
   nodupcheck    skip the repeated patientId/fhirServer key check.
@@ -184,6 +187,36 @@ def nolog(_: str) -> None:
     _after_start(quiet)
 
 
+def log_through_queue(logger: Any) -> Any:
+    """Move ``logger``'s :class:`~service.observability.StderrHandler` behind a queue: the
+    logging call only enqueues the record, a ``QueueListener`` thread formats and writes it
+    (the logging cookbook's "Dealing with handlers that block"). Returns the started
+    listener (``stop()`` writes what is queued)."""
+    import logging.handlers
+    import queue
+
+    from service.observability import StderrHandler
+
+    class Deferred(logging.handlers.QueueHandler):
+        def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+            return record  # formatted by the listener's handler, on its thread
+
+    moved = [h for h in logger.handlers if isinstance(h, StderrHandler)]
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    for handler in moved:
+        logger.removeHandler(handler)
+    logger.addHandler(Deferred(records))
+    listener = logging.handlers.QueueListener(records, *moved, respect_handler_level=True)
+    listener.start()
+    return listener
+
+
+def queuelog(_: str) -> None:
+    import logging
+
+    _after_start(lambda: log_through_queue(logging.getLogger()))
+
+
 def gcstats(path: str) -> None:
     import atexit
     import json
@@ -223,6 +256,7 @@ PATCHES: dict[str, Callable[[str], None]] = {
     "gcstats": gcstats,
     "auditbatch": auditbatch,
     "nolog": nolog,
+    "queuelog": queuelog,
     "malloc": malloc,
     "switchinterval": switchinterval,
 }
