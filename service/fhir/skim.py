@@ -35,14 +35,17 @@ level it sits at, and :func:`service.jsondepth.check_depth` counts them, one cal
 level, before the result is returned. That costs a fraction of counting the whole body,
 most of which is skipped Observations that nothing ever walks.
 
-The result equals ``orjson.loads(body)`` except for the stubs and top-level keys the
-protocol does not read. Three differences are deliberate, all inside skipped
-Observations: a number orjson refuses (``1e999``) is not looked at, so it no longer makes
-the whole request a 400; nesting deeper than the limit is not refused either (msgspec
-still refuses what passes Python's recursion limit, about 1,000 levels); and nothing else
-in them is checked. The whole body is still required to be UTF-8 and syntactically valid
-JSON (msgspec checks the syntax of what it skips). Strict mode (``LIVER_CDS_STRICT_FHIR``)
-validates every input resource, so it keeps the full parse and the whole-body depth count.
+The result equals ``orjson.loads(body)`` except for the stubs and the keys the protocol
+does not read: top-level keys other than the envelope's, and each entry's ``fullUrl``
+(``unpack`` reads an entry's ``resource`` and ``search`` only; a reference is resolved by
+the resource's type and id, never by ``fullUrl``). Three differences are deliberate, all
+inside what is not built (skipped Observations and entries' ``fullUrl``): a number orjson
+refuses (``1e999``) is not looked at, so it no longer makes the whole request a 400;
+nesting deeper than the limit is not refused either (msgspec still refuses what passes
+Python's recursion limit, about 1,000 levels); and nothing else in them is checked. The
+whole body is still required to be UTF-8 and syntactically valid JSON (msgspec checks the
+syntax of what it skips). Strict mode (``LIVER_CDS_STRICT_FHIR``) validates every input
+resource, so it keeps the full parse and the whole-body depth count.
 """
 
 from __future__ import annotations
@@ -78,7 +81,7 @@ _ABSENT: Final = msgspec.Raw()
 
 # Levels of nesting at which the parts built from slices sit in the request document:
 # {"context": <1>, "prefetch": {"k": <2> = {"resourceType": "Bundle", "link": <3>,
-#  "entry": [<4> = {"fullUrl": <5>, "resource": <5>}]}}}
+#  "entry": [<4> = {"resource": <5>}]}}}
 _ENVELOPE_LEVEL: Final = 1
 _PREFETCH_LEVEL: Final = 2
 _BUNDLE_FIELD_LEVEL: Final = 3
@@ -112,9 +115,11 @@ class _Search(msgspec.Struct, gc=False):
 
 
 class _Entry(msgspec.Struct, gc=False):
+    """An entry as ``unpack`` reads it: its ``fullUrl`` (and anything else) is not read, so
+    msgspec only checks its syntax."""
+
     resource: msgspec.Raw = msgspec.Raw(b"null")
     search: _Search | msgspec.UnsetType = msgspec.UNSET
-    fullUrl: msgspec.Raw = _ABSENT
 
 
 class _Bundle(msgspec.Struct, gc=False):
@@ -330,8 +335,6 @@ def _built_entry(entry: _Entry, built: _Built) -> dict[str, Any]:
     search = entry.search
     if search is not msgspec.UNSET:
         out["search"] = {"mode": search.mode}
-    if entry.fullUrl:
-        out["fullUrl"] = built.load(entry.fullUrl, _ENTRY_FIELD_LEVEL)
     out["resource"] = built.load(entry.resource, _ENTRY_FIELD_LEVEL)
     return out
 
@@ -523,8 +526,6 @@ def _declared_bundle(bundle: Any) -> dict[str, Any] | None:
             continue
         else:
             built = {}
-        if "fullUrl" in entry:
-            built["fullUrl"] = entry["fullUrl"]
         built["resource"] = entry.get("resource")
         append(built)
     out: dict[str, Any] = {"resourceType": "Bundle", "entry": entries}

@@ -308,7 +308,6 @@ BUILT_PLACES = [
     "condition",
     "read-observation",
     "bundle-link",
-    "entry-fullUrl",
     "loose-entry",
     "other-prefetch-value",
 ]
@@ -356,6 +355,21 @@ def test_nesting_inside_an_unread_observation_is_not_looked_at_until_the_parser_
     with pytest.raises(BadRequest) as info:
         parse_json(body, max_depth=64, decode=parse)
     assert "nested too deeply" in info.value.message
+
+
+@PARSERS
+def test_an_entrys_full_url_is_not_built_nor_looked_at(parse: Any) -> None:
+    # ``unpack`` reads an entry's resource and search mode, never its fullUrl: the skim
+    # leaves it out (each kept entry was one orjson call more), so nesting inside it is
+    # not looked at either, as inside an unread Observation.
+    request = hook_request()
+    condition = {"resourceType": "Condition", "id": "c1"}
+    entry = {"fullUrl": "https://ehr.example.org/fhir/Condition/c1", "resource": condition}
+    request["prefetch"]["conditions"]["entry"] = [entry, {**entry, "fullUrl": _nested(200)}]
+    body = orjson.dumps(request)
+    assert _refused(body, decode=None)  # the full parse counts the whole body
+    data = parse_json(body, max_depth=64, decode=parse)
+    assert data["prefetch"]["conditions"]["entry"] == [{"resource": condition}] * 2
 
 
 # --- the parser of the service's declared prefetch ---------------------------------------
