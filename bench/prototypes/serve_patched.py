@@ -52,6 +52,8 @@ from __future__ import annotations
 
 import argparse
 import gc
+import logging
+import logging.handlers
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -178,8 +180,6 @@ def malloc(value: str) -> None:
 
 
 def nolog(_: str) -> None:
-    import logging
-
     def quiet() -> None:
         for name in ("liver_cds", "uvicorn.access"):
             logging.getLogger(name).setLevel(logging.WARNING)
@@ -187,12 +187,11 @@ def nolog(_: str) -> None:
     _after_start(quiet)
 
 
-def log_through_queue(logger: Any) -> Any:
+def log_through_queue(logger: logging.Logger) -> logging.handlers.QueueListener:
     """Move ``logger``'s :class:`~service.observability.StderrHandler` behind a queue: the
     logging call only enqueues the record, a ``QueueListener`` thread formats and writes it
     (the logging cookbook's "Dealing with handlers that block"). Returns the started
     listener (``stop()`` writes what is queued)."""
-    import logging.handlers
     import queue
 
     from service.observability import StderrHandler
@@ -212,8 +211,6 @@ def log_through_queue(logger: Any) -> Any:
 
 
 def queuelog(_: str) -> None:
-    import logging
-
     _after_start(lambda: log_through_queue(logging.getLogger()))
 
 
