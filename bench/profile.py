@@ -63,8 +63,8 @@ STAGES: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
     ("request shape", ("parse_hook_request",), ("protocol/request.py",)),
     ("FHIR fetch (httpx)", (), ("fhir/client.py", "httpx/", "httpcore/", "anyio/")),
     ("prefetch unpack", (), ("fhir/bundle.py", "fhir/prefetch.py", "fhir/template.py")),
-    ("resource selection", ("select", "_select_", "flatten", "_belongs", "_merge"), ()),
-    ("fact decoding", (), ("fhir/read.py", "clinical/facts.py", "fhir/units.py", "fhir/codes.py")),
+    ("resource selection", ("select", "_select_", "_belongs"), ()),
+    ("fact decoding", (), ("fhir/read.py", "clinical/facts/", "fhir/units.py", "fhir/codes.py")),
     ("rules and scores", (), ("clinical/rules.py", "clinical/scores.py", "clinical/engine.py")),
     ("card rendering", (), ("service/render/", "uuid.py")),
     (

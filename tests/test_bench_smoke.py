@@ -12,6 +12,7 @@ assertion here is about speed (the brief: speed is measured in bench/, never ass
 from __future__ import annotations
 
 import math
+import re
 import shutil
 import statistics
 import sys
@@ -30,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))
 
-from bench import instructions, run, soak, workloads  # noqa: E402
+from bench import instructions, profile, run, soak, workloads  # noqa: E402
 from bench.prototypes import serve_patched  # noqa: E402
 from service.clinical.engine import assess  # noqa: E402
 from service.fhir import codes  # noqa: E402
@@ -356,6 +357,34 @@ def test_a_verdict_shows_the_spread_of_its_pairs() -> None:
     assert met and measured.startswith("0.76x (pairs 0.70-0.80x, met in 2 of 3)")
     measured, met = checks["W1 single-request p50 <= 1.5x floor"]
     assert met and "(pairs 1.40-1.60x, met in 2 of 3)" in measured
+
+
+_PROJECT_DIRS = ("service/", "fhir/", "clinical/", "protocol/", "render/", "store/")
+
+
+def test_the_profile_groups_name_only_code_that_exists() -> None:
+    # A group naming a moved file (clinical/facts.py became the package clinical/facts/)
+    # or a deleted function silently hands its samples to the group of a caller.
+    sources = "\n".join(p.read_text() for p in (ROOT / "service").rglob("*.py"))
+    for stage, functions, files in profile.STAGES:
+        for fragment in files:
+            if fragment.startswith(_PROJECT_DIRS):
+                path = fragment if fragment.startswith("service/") else "service/" + fragment
+                assert (ROOT / path).exists(), f"{stage}: {fragment} is not in the project"
+        for name in functions:
+            if "." not in name and not name.startswith("request_response"):
+                pattern = rf"^\s*(?:async def|def|class) {re.escape(name)}"
+                assert re.search(pattern, sources, re.M), f"{stage}: no {name} in service/"
+
+
+def test_a_fact_builder_frame_counts_as_fact_decoding() -> None:
+    frames = [
+        "assess (/app/service/clinical/engine.py:56)",
+        "facts_from_selection (/app/service/clinical/facts/__init__.py:190)",
+        "liver_function_facts (/app/service/clinical/facts/liver.py:92)",
+    ]
+    assert profile.stage_of(frames) == "fact decoding"
+    assert profile.stage_of(frames[:1]) == "rules and scores"
 
 
 def test_w0_is_the_small_fixture_chart_and_reaches_its_verdict() -> None:
