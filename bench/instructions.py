@@ -28,7 +28,7 @@ written to /dev/null), driven with raw ASGI messages as uvicorn would, without a
 It is what the service does per call beyond the HTTP server, on the thread that answers
 hook calls: callgrind keeps its collection switch per thread, so the audit writer's
 threads are not counted (``noaudit`` changes the count by 6k: the hand-over). Their
-share is priced per thread from ``/proc`` under load (README "Performance").
+share is priced per thread from ``/proc`` under load (docs/performance.md).
 
 Needs valgrind (``apt-get install valgrind``) and a Python whose ``_functools`` keeps its
 symbol names (pyenv's and Debian's do; the count says so when it found nothing to count).

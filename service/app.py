@@ -447,7 +447,7 @@ class _Handlers:
         The metrics, the log line and the audit record are made once the response has been
         sent: Starlette runs a response's background task right after its last ``send``, in
         the same request task, so the EHR does not wait for them (about a tenth of a small
-        chart's single-call latency, README "Performance") and every caller that awaits the
+        chart's single-call latency, docs/performance.md) and every caller that awaits the
         whole application (the tests, ``httpx.ASGITransport``) still sees them done when
         it has the response. The latency recorded is still "request received to response
         ready". Under uvicorn ``send`` does not raise when the client has gone, so the

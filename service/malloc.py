@@ -8,7 +8,7 @@ answer are allocated and freed once per call, so every call asked the kernel for
 pages again: 44 minor page faults per W1 call (180 KiB body), each one a trap and a page
 zeroed. With the thresholds below a W1 call takes 0.7 faults; ``bench/run.py --variants
 malloc`` measured 0.91x the CPU per call, 11 % more throughput and a lower single-call
-p50 (1.3 against 1.9 ms), with W2's peak RSS unchanged (README "Performance").
+p50 (1.3 against 1.9 ms), with W2's peak RSS unchanged (docs/performance.md).
 
 What it costs: bodies and blocks up to :data:`MMAP_THRESHOLD_BYTES` come from the heap,
 and up to :data:`TRIM_THRESHOLD_BYTES` of free heap stay with the process between calls

@@ -7,7 +7,7 @@ by card), and audit and feedback row ids are primary keys; with random keys ever
 lands on a random page of each index, so each audit transaction rewrote a page per row
 and per index (SQLite writes each changed page to its write-ahead log at every commit).
 Keys that grow with time land together at the right edge of the index: SQLite's CPU per
-audit record fell from 55 to 25 µs (README "Performance"), and PostgreSQL's B-tree
+audit record fell from 55 to 25 µs (docs/performance.md), and PostgreSQL's B-tree
 indexes gain the same locality. The time in a card's uuid says when the card was made,
 which the EHR that asked for it knows anyway; the 74 random bits keep uuids unguessable.
 
@@ -15,7 +15,7 @@ Random bits in blocks: ``uuid.uuid4()`` calls ``os.urandom(16)`` once per uuid, 
 ``os.urandom`` call releases and re-takes the GIL around its system call. A hook call makes
 several uuids (a card and each of its suggestions), and while the audit writer's threads
 are active each GIL hand-over costs the thread answering hook calls far more than the 16
-bytes do (README "Performance"). The same holds the other way round: a ``uuid.uuid4()``
+bytes do (docs/performance.md). The same holds the other way round: a ``uuid.uuid4()``
 per audit row in the writer's thread handed the GIL to the thread answering hook calls and
 then took it back from it, a context switch of that thread per audited call. So the bytes
 come from the same source, the OS's CSPRNG, 64 uuids at a time.

@@ -8,7 +8,7 @@ Usage (normally through the benchmark, which passes the same arguments)::
 ``service/`` is not edited: each patch replaces one function or adds one call at start-up
 in this process only, so the HTTP benchmark can compare the service as it is with the
 service as it would be after the change. A patch is either a *prototype* of a proposed
-change (the README's Performance section lists the gains measured this way) or a
+change (docs/performance.md lists the gains measured this way) or a
 *probe* that removes a piece of work to measure what it costs (``nodepth``, ``noaudit``,
 ...): probes are not proposals, they only put a price on a stage.
 

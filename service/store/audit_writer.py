@@ -14,7 +14,7 @@ arrive a millisecond apart each get a transaction of their own. After the first 
 a batch the writer waits ``linger_s`` (50 ms in the store) for others to join, like Kafka's
 ``linger.ms``: a record reaches the database at most that much later, which nobody
 reading the audit can tell, and under load the transactions per call fall several-fold
-(``bench/run.py`` measures the throughput; README "Performance"). A shutdown never waits.
+(``bench/run.py`` measures the throughput; docs/performance.md). A shutdown never waits.
 
 Why the hand-over wakes the writer only when it sleeps: the writer runs on a thread of
 its own (the store's background loop). Waking another thread's loop costs a write to its

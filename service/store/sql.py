@@ -471,7 +471,7 @@ async def _write_audit_sqlite(
     calls. Here the statements are prepared on the writer's loop and the whole transaction
     (``BEGIN IMMEDIATE``, the multi-row INSERT pages, the feedback update, ``COMMIT``) runs
     in one function on the driver's thread: two round trips per batch, counting the pool's
-    reset (README "Performance"). aiosqlite's queue is reached the way SQLAlchemy's own
+    reset (docs/performance.md). aiosqlite's queue is reached the way SQLAlchemy's own
     aiosqlite adapter reaches it.
 
     The values are those SQLAlchemy would store: each goes through its column type's own
